@@ -1,0 +1,60 @@
+import { AnalysisError, UsageError } from '../../proto/errors.js';
+import type { SampleResult } from './model-analysis.js';
+
+/** The reference's filter_mode: which samples count towards a checkpoint's means. */
+export type FilterMode = 0 | 1 | 2 | 3;
+
+export function parseFilter(raw: string): FilterMode {
+  if (!/^[0-3]$/.test(raw.trim())) throw new UsageError(`--filter expects 0, 1, 2 or 3, got "${raw}"`);
+  return Number(raw) as FilterMode;
+}
+
+/** Mode 1 drops a sample whose f has a positive value; mode 2 one whose alpha rises > 0.01 above its first value. */
+export function keepSample(s: Pick<SampleResult, 'f' | 'alpha'>, mode: FilterMode): boolean {
+  const fPositive = s.f.some((v) => v > 0);
+  const alphaRise = Math.max(...s.alpha) - s.alpha[0] > 0.01;
+  if (mode === 1) return !fPositive;
+  if (mode === 2) return !alphaRise;
+  if (mode === 3) return !fPositive && !alphaRise;
+  return true;
+}
+
+export interface Stat {
+  mean: number | null;
+  std: number | null;
+  /** The sample indices that passed the filter. */
+  samples: Array<number | 'full'>;
+}
+
+export interface EmergencePoint {
+  label: string;
+  model: string;
+  alpha0: Stat;
+  width: Stat;
+  /** E(t) = (w(t)/w(t0)) · ln(alpha0(t0)/alpha0(t)); null when no sample passed the filter. */
+  E: number | null;
+}
+
+function stat(kept: SampleResult[], key: 'alpha0' | 'width'): Stat {
+  if (kept.length === 0) return { mean: null, std: null, samples: [] };
+  const v = kept.map((s) => s[key]);
+  const m = v.reduce((a, b) => a + b, 0) / v.length;
+  return { mean: m, std: Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / v.length), samples: kept.map((s) => s.sample) };
+}
+
+/** SPEC §4, with checkpoints[0] as the initial model t0. */
+export function emergenceCurve(checkpoints: Array<{ label: string; model: string; samples: SampleResult[] }>, mode: FilterMode): EmergencePoint[] {
+  const points = checkpoints.map(({ label, model, samples }) => {
+    const kept = samples.filter((s) => keepSample(s, mode));
+    return { label, model, alpha0: stat(kept, 'alpha0'), width: stat(kept, 'width'), E: null as number | null };
+  });
+  const first = points[0];
+  if (first.alpha0.mean === null || first.width.mean === null) {
+    throw new AnalysisError(`no sample of the initial checkpoint ${first.label} passes --filter ${mode}; E is undefined`);
+  }
+  for (const p of points) {
+    if (p.alpha0.mean === null || p.width.mean === null) continue;
+    p.E = (p.width.mean / first.width.mean) * Math.log(first.alpha0.mean / p.alpha0.mean);
+  }
+  return points;
+}

@@ -1,0 +1,169 @@
+import type { MfaParams, MfaShardResult } from '../../proto/shard.js';
+import type { ShardBackend } from '../../worker/backends/shard-backend.js';
+import { openCheckpoint, type Checkpoint } from '../../worker/io/checkpoint.js';
+import { decodeFloats } from '../../worker/io/dtype.js';
+import { readRowList, requireFloatTensor } from '../../worker/io/safetensors.js';
+import { layoutFor, type Layout } from '../nin/layouts.js';
+import { checkLayerSample, drawPlan, type SamplePlan } from '../nin/sample-plan.js';
+import { neededRows, sampledEdges } from '../nin/sampled-edges.js';
+import { groupBySource } from '../plan/edge-groups.js';
+import { groupRanges, groupTasks, matrixTasks } from '../plan/shard-plan.js';
+import { runShards, type RunListener } from '../run/run-shards.js';
+import { statsOf } from './edge-analysis.js';
+import { mergePartials } from './merge.js';
+import { spectrumFromSums, type Spectrum } from './spectrum.js';
+
+export interface AnalyzeOptions {
+  /** Sample indices, or 'full' for every neuron of every layout matrix. */
+  samples: number[] | 'full';
+  layerSample: number;
+  params: MfaParams;
+  /** Shards per sampled NIN. */
+  shardsPerSample: number;
+  /** Upper bound on the weight bytes of one full-NIN shard. */
+  shardBytes: number;
+}
+
+export interface SampleResult extends Spectrum {
+  sample: number | 'full';
+}
+
+export interface AnalyzeReport {
+  model: string;
+  layout: string;
+  architecture: string;
+  mode: 'sampled' | 'full';
+  layerSample: number | null;
+  params: MfaParams;
+  samples: SampleResult[];
+  mean: { alpha0: number; width: number };
+  /** Population standard deviation (NumPy's np.std) over samples. */
+  std: { alpha0: number; width: number };
+  stats: { edges: number; bytesRead: number; fileBytes: number; seconds: number; skippedNonFinite: number; shards: number };
+  notes: string[];
+}
+
+const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+const std = (v: number[]) => {
+  const m = mean(v);
+  return Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / v.length);
+};
+
+export function summarise(samples: ReadonlyArray<{ alpha0: number; width: number }>) {
+  const a = samples.map((s) => s.alpha0);
+  const w = samples.map((s) => s.width);
+  return { mean: { alpha0: mean(a), width: mean(w) }, std: { alpha0: std(a), width: std(w) } };
+}
+
+/** Reads every stored row the samples touch, each once, decoded to float64. */
+async function readSampledRows(ckpt: Checkpoint, layout: Layout, plans: SamplePlan[]): Promise<(t: string, r: number) => Float64Array> {
+  const wanted = new Map<string, Set<number>>();
+  for (const plan of plans) neededRows(layout, plan, wanted);
+  const rows = new Map<string, Map<number, Float64Array>>();
+  for (const [tensor, set] of wanted) {
+    const info = ckpt.tensors.get(tensor)!;
+    const dtype = requireFloatTensor(info);
+    const raw = await readRowList(info, Array.from(set).sort((a, b) => a - b));
+    const decoded = new Map<number, Float64Array>();
+    for (const [r, bytes] of raw) decoded.set(r, decodeFloats(dtype, bytes));
+    rows.set(tensor, decoded);
+  }
+  return (t, r) => rows.get(t)!.get(r)!;
+}
+
+export async function openModel(path: string, layerSample: number): Promise<{ ckpt: Checkpoint; layout: Layout }> {
+  const ckpt = await openCheckpoint(path);
+  try {
+    return { ckpt, layout: layoutFor(path, ckpt.config, ckpt.tensors, layerSample) };
+  } catch (err) {
+    await ckpt.close();
+    throw err;
+  }
+}
+
+/** The sampled edge lists of a model, as `nin` writes them. */
+export async function modelEdgeLists(path: string, samples: number[], layerSample: number) {
+  const { ckpt, layout } = await openModel(path, layerSample);
+  try {
+    checkLayerSample(layout, layerSample);
+    const plans = samples.map((s) => drawPlan(layout, s));
+    const rowOf = await readSampledRows(ckpt, layout, plans);
+    return { layout, plans, edges: plans.map((p) => sampledEdges(layout, p, rowOf)) };
+  } finally {
+    await ckpt.close();
+  }
+}
+
+/** `analyze`: sampled NINs (the reference) or the full NIN, through the shard backend. */
+export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: ShardBackend, listener?: RunListener): Promise<AnalyzeReport> {
+  const started = performance.now();
+  const { ckpt, layout } = await openModel(path, opts.layerSample);
+  try {
+    const notes: string[] = [];
+    const perSample: Array<{ sample: number | 'full'; results: MfaShardResult[] }> = [];
+    let bytesRead = 0;
+    if (opts.samples === 'full') {
+      const tasks = matrixTasks(layout.matrices, ckpt, opts.params, opts.shardBytes);
+      const edges = layout.matrices.reduce((a, m) => a + m.inputs * m.outputs, 0);
+      listener?.({ type: 'planned', shards: tasks.length, edges });
+      const results = (await runShards(tasks, backend, listener)) as MfaShardResult[];
+      for (const r of results) bytesRead += r.bytesRead;
+      perSample.push({ sample: 'full', results });
+      notes.push('full NIN: every neuron of every layout matrix; the distance-1 pass-through edges are omitted (the (1, T] filter never keeps them)');
+    } else {
+      checkLayerSample(layout, opts.layerSample);
+      const plans = opts.samples.map((s) => drawPlan(layout, s));
+      const rowOf = await readSampledRows(ckpt, layout, plans);
+      const groups = plans.map((plan) => groupBySource(toColumns(sampledEdges(layout, plan, rowOf))));
+      const tasksPer = groups.map((g, k) => groupTasks(g, groupRanges(g, opts.shardsPerSample), 'mfa', opts.params, k * opts.shardsPerSample));
+      listener?.({ type: 'planned', shards: tasksPer.reduce((a, t) => a + t.length, 0), edges: groups.reduce((a, g) => a + g.weights.length, 0) });
+      const all = (await runShards(tasksPer.flat(), backend, listener)) as MfaShardResult[];
+      let at = 0;
+      plans.forEach((plan, k) => {
+        perSample.push({ sample: plan.sample, results: all.slice(at, at + tasksPer[k].length) });
+        at += tasksPer[k].length;
+      });
+      bytesRead = ckpt.bytesRead();
+    }
+    const samples: SampleResult[] = perSample.map(({ sample, results }) => ({
+      sample,
+      ...spectrumFromSums(mergePartials(results, opts.params.q.length), opts.params),
+    }));
+    const run = statsOf(perSample.flatMap((p) => p.results));
+    return {
+      model: path,
+      layout: layout.name,
+      architecture: layout.architecture,
+      mode: opts.samples === 'full' ? 'full' : 'sampled',
+      layerSample: opts.samples === 'full' ? null : opts.layerSample,
+      params: opts.params,
+      samples,
+      ...summarise(samples),
+      stats: {
+        edges: run.edges,
+        bytesRead,
+        fileBytes: ckpt.fileBytes,
+        seconds: (performance.now() - started) / 1000,
+        skippedNonFinite: run.skippedNonFinite,
+        shards: run.shards,
+      },
+      notes,
+    };
+  } finally {
+    await ckpt.close();
+  }
+}
+
+/** Interleaved [src, dst, w] rows to columns. */
+export function toColumns(rows: Float64Array) {
+  const E = rows.length / 3;
+  const src = new Float64Array(E);
+  const dst = new Float64Array(E);
+  const w = new Float64Array(E);
+  for (let e = 0, j = 0; e < E; e++, j += 3) {
+    src[e] = rows[j];
+    dst[e] = rows[j + 1];
+    w[e] = rows[j + 2];
+  }
+  return { src, dst, w };
+}

@@ -1,0 +1,65 @@
+import type { Command } from 'commander';
+import { UsageError } from '../../../proto/errors.js';
+import { analyzeModel, type AnalyzeOptions } from '../../analysis/model-analysis.js';
+import { writeAnalyzeReport } from '../../report/write-reports.js';
+import { json, threadsFrom, withBackend, type CliContext } from '../context.js';
+import { mfaParams, parseInteger, parseNumber, parseSamples } from '../flags.js';
+import { table } from '../format.js';
+import { addAnalysisFlags, addRunFlags, type CommandSpec } from './common.js';
+
+/** Options shared by analyze and emergence. */
+export function addModelFlags(cmd: Command): void {
+  cmd.option('--samples <list>', 'sample indices, e.g. 0-9 or 0,3,5 (default: 0-9, as the reference)');
+  cmd.option('--full', 'every neuron of every layout matrix instead of samples');
+  cmd.option('--layer-sample <k>', 'neurons sampled per layer (32 in the paper)', '32');
+  addAnalysisFlags(cmd);
+  addRunFlags(cmd);
+  cmd.option('--shard-mb <n>', 'full NIN: at most this many MB of weights per shard', '32');
+}
+
+export function analyzeOptions(o: Record<string, string | boolean | undefined>, threads: number): AnalyzeOptions {
+  const full = Boolean(o.full);
+  if (full && o.samples !== undefined) throw new UsageError('--samples and --full exclude each other');
+  const shardMb = parseNumber('--shard-mb', o.shardMb as string);
+  if (!(shardMb > 0)) throw new UsageError(`--shard-mb must be positive, got ${o.shardMb}`);
+  return {
+    samples: full ? 'full' : parseSamples((o.samples as string | undefined) ?? '0-9'),
+    layerSample: parseInteger('--layer-sample', o.layerSample as string, 1),
+    params: mfaParams(o as never),
+    shardsPerSample: o.shards === undefined ? Math.max(1, threads) : parseInteger('--shards', o.shards as string, 1),
+    shardBytes: shardMb * (1 << 20),
+  };
+}
+
+export const analyzeCommand = {
+  name: 'analyze',
+  summary: 'multifractal spectrum of a checkpoint: sampled NINs (the reference) or the full NIN',
+  configure(cmd: Command) {
+    cmd.argument('<model>', 'checkpoint directory (config.json + safetensors) or a .safetensors file');
+    addModelFlags(cmd);
+    cmd.option('--out <dir>', 'write report.json, spectrum.svg and tau.svg here');
+  },
+  async run(ctx: CliContext, [model]: string[], o: Record<string, string | boolean | undefined>) {
+    const threads = threadsFrom(o.threads as string | undefined);
+    const opts = analyzeOptions(o, threads);
+    const report = await withBackend(ctx, threads, 'analyze', (b, l) => analyzeModel(model, opts, b, l));
+    const files = o.out ? await writeAnalyzeReport(o.out as string, report) : [];
+    if (o.json) {
+      ctx.out(json(report));
+      return;
+    }
+    const s = report.stats;
+    ctx.out(
+      `${model}: ${report.architecture}, layout ${report.layout}, ${report.mode === 'full' ? 'full NIN' : `layer sample ${report.layerSample}`}\n` +
+        table(
+          ['sample', 'alpha0', 'width', 'nodes selected', 'radii'],
+          report.samples.map((r) => [String(r.sample), r.alpha0.toFixed(6), r.width.toFixed(6), String(r.nodesSelected), String(r.radii.length)]),
+        ) +
+        `mean alpha0 ${report.mean.alpha0.toFixed(6)} (std ${report.std.alpha0.toFixed(6)}), mean width ${report.mean.width.toFixed(6)} (std ${report.std.width.toFixed(6)})\n` +
+        `${s.edges} edges, ${s.bytesRead} of ${s.fileBytes} bytes read (${((100 * s.bytesRead) / s.fileBytes).toFixed(2)}%), ${s.seconds.toFixed(2)} s, ${(s.edges / s.seconds / 1e6).toFixed(1)}M edges/s` +
+        `${s.skippedNonFinite ? `, ${s.skippedNonFinite} non-finite weights skipped` : ''}\n` +
+        report.notes.map((n) => `note: ${n}\n`).join('') +
+        (files.length ? `report: ${files.join(', ')}\n` : ''),
+    );
+  },
+} satisfies CommandSpec;

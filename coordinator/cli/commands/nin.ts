@@ -1,0 +1,30 @@
+import type { Command } from 'commander';
+import { UsageError } from '../../../proto/errors.js';
+import { writeNpyEdges } from '../../../worker/io/npy.js';
+import { modelEdgeLists } from '../../analysis/model-analysis.js';
+import { planRecord } from '../../nin/sample-plan.js';
+import { json, type CliContext } from '../context.js';
+import { parseInteger } from '../flags.js';
+import type { CommandSpec } from './common.js';
+
+export const ninCommand = {
+  name: 'nin',
+  summary: "write the reference's sampled NIN edge list of a checkpoint as .npy",
+  configure(cmd: Command) {
+    cmd.argument('<model>', 'checkpoint directory (config.json + model.safetensors or its sharded index) or a .safetensors file');
+    cmd.requiredOption('--sample <s>', 'sample index (the NumPy seed of the sample sets)');
+    cmd.option('--layer-sample <k>', 'neurons sampled per layer', '32');
+    cmd.requiredOption('--out <file.npy>', 'where to write the float64 (E, 3) edge list');
+    cmd.option('--plan', 'also print the drawn sample sets as JSON');
+  },
+  async run(ctx: CliContext, [model]: string[], o: Record<string, string | boolean | undefined>) {
+    const sample = parseInteger('--sample', o.sample as string, 0, 0xffffffff);
+    const k = parseInteger('--layer-sample', o.layerSample as string, 1);
+    const out = o.out as string;
+    if (!out.endsWith('.npy')) throw new UsageError(`--out must name a .npy file, got "${out}"`);
+    const { layout, plans, edges } = await modelEdgeLists(model, [sample], k);
+    await writeNpyEdges(out, edges[0]);
+    if (o.plan) ctx.out(json({ layout: layout.name, sample, layerSample: k, edges: edges[0].length / 3, plan: planRecord(plans[0]) }));
+    else ctx.out(`wrote ${edges[0].length / 3} edges of sample ${sample} (${layout.name} layout, layer sample ${k}) to ${out}\n`);
+  },
+} satisfies CommandSpec;

@@ -1,0 +1,52 @@
+import { Command, CommanderError } from 'commander';
+import { exitCodeFor, NeuromfaError } from '../../proto/errors.js';
+import { defaultContext, type CliContext } from './context.js';
+import { analyzeCommand } from './commands/analyze.js';
+import type { CommandSpec } from './commands/common.js';
+import { demoCommand } from './commands/demo.js';
+import { emergenceCommand } from './commands/emergence.js';
+import { mfaCommand } from './commands/mfa.js';
+import { nfdCommand } from './commands/nfd.js';
+import { ninCommand } from './commands/nin.js';
+
+const COMMANDS: CommandSpec[] = [mfaCommand, nfdCommand, ninCommand, analyzeCommand, emergenceCommand, demoCommand];
+
+/**
+ * The CLI boundary: flags are parsed and validated here, and every error becomes one line
+ * on stderr and an exit code (0 ok, 1 unexpected, 2 usage, 3 bad input, 4 integrity,
+ * 5 cluster). Stack traces only with --debug.
+ */
+export async function main(argv: string[], ctx: CliContext = defaultContext): Promise<number> {
+  const debug = argv.includes('--debug');
+  const program = new Command('neuromfa')
+    .description('Neuron-based Multifractal Analysis (NeuroMFA) of neural network checkpoints')
+    .option('--debug', 'print stack traces on errors')
+    .exitOverride()
+    .configureOutput({ writeOut: ctx.out, writeErr: ctx.err })
+    .showHelpAfterError('(run with --help for usage)');
+  let failure: unknown;
+  for (const spec of COMMANDS) {
+    const cmd = program.command(spec.name).description(spec.summary).exitOverride();
+    spec.configure(cmd);
+    cmd.action(async (...a: unknown[]) => {
+      const command = a[a.length - 1] as Command;
+      try {
+        await spec.run(ctx, a.slice(0, -2) as string[], command.opts());
+      } catch (err) {
+        failure = err;
+      }
+    });
+  }
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    failure = err;
+  }
+  if (failure === undefined) return 0;
+  const message = failure instanceof Error ? failure.message : String(failure);
+  ctx.err(`neuromfa: ${message}\n`);
+  if (debug && failure instanceof Error && failure.stack) ctx.err(`${failure.stack}\n`);
+  else if (!(failure instanceof NeuromfaError)) ctx.err('(unexpected error: run with --debug for the stack trace)\n');
+  return exitCodeFor(failure);
+}

@@ -1,0 +1,68 @@
+/**
+ * The one contract between coordinator and workers: what a shard is and what it returns.
+ * Thread messages use these types directly; gRPC and NATS codecs map onto them.
+ */
+import type { WireError } from './errors.js';
+
+export interface MfaParams {
+  threshold: number;
+  decimals: number;
+  minNeighbors: number;
+  q: number[];
+}
+
+export interface NfdParams {
+  threshold: number;
+  decimals: number;
+}
+
+/** One stored tensor that forms rows of a logical NIN matrix W[out, in]. */
+export interface MatrixPart {
+  tensor: string;
+  /** Safetensors file holding it, and the absolute byte offset of its data. */
+  file: string;
+  dataStart: number;
+  dtype: 'F64' | 'F32' | 'F16' | 'BF16';
+  /** Rows of W this part provides (its share of `out`). */
+  rows: number;
+  /** true for Conv1D weights stored [in, out]: node c is then row c of the tensor. */
+  transposed: boolean;
+}
+
+/** A shard's input: node-grouped weights (edge lists) or a column range of a model matrix. */
+export type ShardInput =
+  | { kind: 'groups'; weights: Float64Array; offsets: Uint32Array }
+  | { kind: 'matrix'; inputs: number; parts: MatrixPart[]; colStart: number; colEnd: number };
+
+export type ShardTask =
+  | { id: number; measure: 'mfa'; params: MfaParams; input: ShardInput }
+  | { id: number; measure: 'nfd'; params: NfdParams; input: Extract<ShardInput, { kind: 'groups' }> };
+
+export interface ShardStats {
+  nodes: number;
+  edges: number;
+  skippedNonFinite: number;
+  bytesRead: number;
+  seconds: number;
+}
+
+export interface MfaShardResult extends ShardStats {
+  id: number;
+  measure: 'mfa';
+  selected: number;
+  /** Buckets hit by this shard's selected nodes, ascending. */
+  present: Int32Array;
+  /** (present.length + 1) rows × q.length; row 0 is S below present[0]. */
+  sums: Float64Array;
+}
+
+export interface NfdShardResult extends ShardStats {
+  id: number;
+  measure: 'nfd';
+  values: Float64Array;
+}
+
+export type ShardResult = MfaShardResult | NfdShardResult;
+
+/** What a thread or remote worker sends back: a result or a typed error. */
+export type ShardReply = { ok: true; result: ShardResult } | { ok: false; error: WireError };

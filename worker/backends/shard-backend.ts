@@ -1,0 +1,13 @@
+import type { ShardResult, ShardTask } from '../../proto/shard.js';
+
+/**
+ * Where shards run. The coordinator sees only this interface; in-process, thread-pool and
+ * (later) remote workers are interchangeable implementations over the same kernel.
+ */
+export interface ShardBackend {
+  readonly name: string;
+  /** How many shards it usefully runs at once. */
+  readonly concurrency: number;
+  run(task: ShardTask, options?: { signal?: AbortSignal }): Promise<ShardResult>;
+  close(): Promise<void>;
+}

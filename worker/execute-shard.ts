@@ -1,0 +1,62 @@
+import type { ShardResult, ShardTask } from '../proto/shard.js';
+import { boxMassFromCodeHistogram, boxMassFromGroups, type BoxMass } from './kernel/box-mass.js';
+import { nodeFractalDimensions } from './kernel/nfd.js';
+import { partitionSums } from './kernel/partition-sums.js';
+import { matrixHistogram } from './matrix-histogram.js';
+import type { ByteSource } from './io/byte-source.js';
+
+export interface ExecuteOptions {
+  /** How a matrix shard opens a weight file; workers use it to confine paths. */
+  open?: (file: string) => Promise<ByteSource>;
+}
+
+/**
+ * Computes one shard. Every execution path — the thread pool, a gRPC or NATS worker —
+ * calls this function; there is no other copy of the math.
+ */
+export async function executeShard(task: ShardTask, options: ExecuteOptions = {}): Promise<ShardResult> {
+  const started = performance.now();
+  const input = task.input;
+  if (task.measure === 'nfd') {
+    const values = nodeFractalDimensions(task.input.weights, task.input.offsets, task.params);
+    let edges = 0;
+    let skipped = 0;
+    for (const w of task.input.weights) {
+      if (w === 0) continue;
+      if (Number.isFinite(w)) edges++;
+      else skipped++;
+    }
+    return {
+      id: task.id,
+      measure: 'nfd',
+      values,
+      nodes: values.length,
+      edges,
+      skippedNonFinite: skipped,
+      bytesRead: 0,
+      seconds: (performance.now() - started) / 1000,
+    };
+  }
+  let box: BoxMass;
+  let bytesRead = 0;
+  if (input.kind === 'groups') {
+    box = boxMassFromGroups(input.weights, input.offsets, task.params);
+  } else {
+    const { hist, bytesRead: read } = await matrixHistogram(input.parts, input.inputs, input.colStart, input.colEnd, task.params, options.open);
+    bytesRead = read;
+    box = boxMassFromCodeHistogram(hist, input.colEnd - input.colStart, task.params);
+  }
+  const partial = partitionSums(box, Float64Array.from(task.params.q), task.params.minNeighbors);
+  return {
+    id: task.id,
+    measure: 'mfa',
+    selected: partial.selected,
+    present: partial.present,
+    sums: partial.sums,
+    nodes: box.nodes,
+    edges: box.edges,
+    skippedNonFinite: box.skippedNonFinite,
+    bytesRead,
+    seconds: (performance.now() - started) / 1000,
+  };
+}

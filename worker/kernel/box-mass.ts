@@ -1,0 +1,132 @@
+import { CODE_FIRST_BUCKET, CODE_NONFINITE, CODE_ZERO, bucketRange, bucketScale, rint, type BucketParams } from './buckets.js';
+
+/**
+ * Per-node box masses in compressed form: for node i, entries offsets[i]..offsets[i+1] list
+ * the distinct buckets it hits (ascending) and how many of its kept radii are <= each, so
+ * N_i(b) = 1 + cum. Typed arrays only: size grows with nodes × distinct buckets, never
+ * with a JS object per edge.
+ */
+export interface BoxMass {
+  nodes: number;
+  offsets: Uint32Array;
+  buckets: Int32Array;
+  cum: Uint32Array;
+  /** |K_i|: distances kept by the (1, T] filter. */
+  kept: Uint32Array;
+  /** Edges seen (non-zero, finite weights). */
+  edges: number;
+  skippedNonFinite: number;
+}
+
+class Growable {
+  buckets: Int32Array;
+  cum: Uint32Array;
+  length = 0;
+  constructor(capacity: number) {
+    this.buckets = new Int32Array(Math.max(16, capacity));
+    this.cum = new Uint32Array(this.buckets.length);
+  }
+  push(b: number, c: number): void {
+    if (this.length === this.buckets.length) {
+      const nb = new Int32Array(this.length * 2);
+      nb.set(this.buckets);
+      const nc = new Uint32Array(this.length * 2);
+      nc.set(this.cum);
+      this.buckets = nb;
+      this.cum = nc;
+    }
+    this.buckets[this.length] = b;
+    this.cum[this.length++] = c;
+  }
+}
+
+/**
+ * Box masses of nodes whose out-weights are given grouped: node i owns
+ * weights[groupOffsets[i] .. groupOffsets[i+1]).
+ */
+export function boxMassFromGroups(weights: Float64Array, groupOffsets: Uint32Array | Float64Array, p: BucketParams): BoxMass {
+  const nodes = groupOffsets.length - 1;
+  const scale = bucketScale(p.decimals);
+  const T = p.threshold;
+  const offsets = new Uint32Array(nodes + 1);
+  const kept = new Uint32Array(nodes);
+  const out = new Growable(weights.length >> 2);
+  let scratch = new Int32Array(64);
+  let edges = 0;
+  let skipped = 0;
+  for (let i = 0; i < nodes; i++) {
+    const e0 = groupOffsets[i];
+    const e1 = groupOffsets[i + 1];
+    if (e1 - e0 > scratch.length) scratch = new Int32Array(e1 - e0);
+    let k = 0;
+    for (let e = e0; e < e1; e++) {
+      const w = weights[e];
+      if (w === 0) continue;
+      if (!Number.isFinite(w)) {
+        skipped++;
+        continue;
+      }
+      edges++;
+      const d = 1 / Math.abs(w);
+      if (d > 1 && d <= T) scratch[k++] = rint(d * scale);
+    }
+    kept[i] = k;
+    const sorted = scratch.subarray(0, k).sort();
+    let j = 0;
+    while (j < k) {
+      const b = sorted[j];
+      while (j < k && sorted[j] === b) j++;
+      out.push(b, j);
+    }
+    offsets[i + 1] = out.length;
+  }
+  return {
+    nodes,
+    offsets,
+    buckets: out.buckets.subarray(0, out.length),
+    cum: out.cum.subarray(0, out.length),
+    kept,
+    edges,
+    skippedNonFinite: skipped,
+  };
+}
+
+/**
+ * Box masses from a dense node-major histogram of weight codes (see buckets.ts): the
+ * full-matrix path counts codes with one increment per weight, then compresses here.
+ */
+export function boxMassFromCodeHistogram(hist: Uint32Array | Uint16Array, nodes: number, p: BucketParams): BoxMass {
+  const { lo, hi } = bucketRange(p);
+  const nc = CODE_FIRST_BUCKET + hi - lo + 1;
+  const offsets = new Uint32Array(nodes + 1);
+  const kept = new Uint32Array(nodes);
+  const out = new Growable(nodes * 16);
+  let edges = 0;
+  let skipped = 0;
+  for (let i = 0; i < nodes; i++) {
+    const base = i * nc;
+    let total = 0;
+    for (let c = 0; c < nc; c++) total += hist[base + c];
+    skipped += hist[base + CODE_NONFINITE];
+    edges += total - hist[base + CODE_ZERO] - hist[base + CODE_NONFINITE];
+    let cum = 0;
+    for (let c = CODE_FIRST_BUCKET; c < nc; c++) {
+      const n = hist[base + c];
+      if (n !== 0) {
+        cum += n;
+        out.push(lo + c - CODE_FIRST_BUCKET, cum);
+      }
+    }
+    kept[i] = cum;
+    offsets[i + 1] = out.length;
+  }
+  return {
+    nodes,
+    offsets,
+    buckets: out.buckets.subarray(0, out.length),
+    cum: out.cum.subarray(0, out.length),
+    kept,
+    edges,
+    skippedNonFinite: skipped,
+  };
+}

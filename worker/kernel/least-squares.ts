@@ -1,0 +1,55 @@
+/** Ordinary least-squares line through (x, y): the slope, R² and the slope's standard error. */
+export interface LineFit {
+  slope: number;
+  intercept: number;
+  r2: number;
+  /** Standard error of the slope (as scipy's linregress); null with fewer than 3 points. */
+  stderr: number | null;
+}
+
+export function fitLine(x: ArrayLike<number>, y: ArrayLike<number>): LineFit {
+  const n = x.length;
+  let mx = 0;
+  let my = 0;
+  for (let i = 0; i < n; i++) {
+    mx += x[i];
+    my += y[i];
+  }
+  mx /= n;
+  my /= n;
+  let sxx = 0;
+  let sxy = 0;
+  let syy = 0;
+  for (let i = 0; i < n; i++) {
+    const dx = x[i] - mx;
+    const dy = y[i] - my;
+    sxx += dx * dx;
+    sxy += dx * dy;
+    syy += dy * dy;
+  }
+  const slope = sxx === 0 ? 0 : sxy / sxx;
+  // A flat line (syy = 0, e.g. tau at q = 0) fits perfectly.
+  const r2 = syy === 0 ? 1 : Math.min(1, (sxy * sxy) / (sxx * syy));
+  const stderr = n > 2 && sxx > 0 ? Math.sqrt(Math.max(0, ((1 - r2) * syy) / sxx / (n - 2))) : null;
+  return { slope, intercept: my - slope * mx, r2, stderr };
+}
+
+/** Slope only, for hot per-node fits. */
+export function slopeOf(x: ArrayLike<number>, y: ArrayLike<number>, n: number): number {
+  let mx = 0;
+  let my = 0;
+  for (let i = 0; i < n; i++) {
+    mx += x[i];
+    my += y[i];
+  }
+  mx /= n;
+  my /= n;
+  let sxx = 0;
+  let sxy = 0;
+  for (let i = 0; i < n; i++) {
+    const dx = x[i] - mx;
+    sxx += dx * dx;
+    sxy += dx * (y[i] - my);
+  }
+  return sxx === 0 ? 0 : sxy / sxx;
+}

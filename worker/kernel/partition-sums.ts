@@ -1,0 +1,149 @@
+import type { BoxMass } from './box-mass.js';
+import { powerTable } from './power-table.js';
+
+/**
+ * One shard's share of the partition function (SPEC §5), in sparse form: the buckets its
+ * selected nodes hit, and S at each of them. Between its own present buckets a shard's S
+ * is constant (a node's N_i(b) only changes where it has a radius), so the coordinator can
+ * read it at any global radius: row 0 holds S below the first present bucket, row k+1 holds
+ * S at present[k]. Rows are q-contiguous: sums[row * Q + k].
+ */
+export interface PartitionPartial {
+  selected: number;
+  present: Int32Array;
+  sums: Float64Array;
+}
+
+/** Dense marks are used for the present set while the bucket range is at most this wide. */
+const DENSE_RANGE_LIMIT = 1 << 22;
+
+function presentBuckets(box: BoxMass, isSelected: Uint8Array): Int32Array {
+  let min = Infinity;
+  let max = -Infinity;
+  let total = 0;
+  for (let i = 0; i < box.nodes; i++) {
+    if (!isSelected[i]) continue;
+    const a = box.offsets[i];
+    const z = box.offsets[i + 1];
+    min = Math.min(min, box.buckets[a]);
+    max = Math.max(max, box.buckets[z - 1]);
+    total += z - a;
+  }
+  if (total === 0) return new Int32Array(0);
+  if (max - min < DENSE_RANGE_LIMIT) {
+    const marks = new Uint8Array(max - min + 1);
+    let count = 0;
+    for (let i = 0; i < box.nodes; i++) {
+      if (!isSelected[i]) continue;
+      for (let e = box.offsets[i]; e < box.offsets[i + 1]; e++) {
+        const m = box.buckets[e] - min;
+        if (!marks[m]) {
+          marks[m] = 1;
+          count++;
+        }
+      }
+    }
+    const out = new Int32Array(count);
+    let k = 0;
+    for (let m = 0; m < marks.length; m++) if (marks[m]) out[k++] = m + min;
+    return out;
+  }
+  const all = new Int32Array(total);
+  let k = 0;
+  for (let i = 0; i < box.nodes; i++) {
+    if (isSelected[i]) for (let e = box.offsets[i]; e < box.offsets[i + 1]; e++) all[k++] = box.buckets[e];
+  }
+  all.sort();
+  let u = 0;
+  for (let j = 0; j < all.length; j++) if (j === 0 || all[j] !== all[j - 1]) all[u++] = all[j];
+  return all.slice(0, u);
+}
+
+/** Index of bucket b in the sorted present list. */
+function indexer(present: Int32Array): (b: number) => number {
+  const min = present[0];
+  const span = present[present.length - 1] - min + 1;
+  if (span <= DENSE_RANGE_LIMIT) {
+    const at = new Int32Array(span);
+    for (let k = 0; k < present.length; k++) at[present[k] - min] = k;
+    return (b) => at[b - min];
+  }
+  return (b) => {
+    let lo = 0;
+    let hi = present.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (present[mid] < b) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+}
+
+/**
+ * S[q][b] = sum over selected nodes of (N_i(b) / N_i(D))^q, accumulated from each node's
+ * steps only (work ∝ hits × q, not buckets × q). Each node's term changes monotonically in b,
+ * so for q >= 0 we add its positive increments bottom-up and for q < 0 top-down: every
+ * addend is non-negative and no large value is later cancelled, which keeps the sums
+ * accurate to a few ulp even where (1/N)^q is huge.
+ */
+export function partitionSums(box: BoxMass, q: Float64Array, minNeighbors: number): PartitionPartial {
+  const Q = q.length;
+  const isSelected = new Uint8Array(box.nodes);
+  let selected = 0;
+  let maxN = 1;
+  for (let i = 0; i < box.nodes; i++) {
+    if (box.kept[i] > minNeighbors) {
+      isSelected[i] = 1;
+      selected++;
+      maxN = Math.max(maxN, box.kept[i] + 1);
+    }
+  }
+  const present = presentBuckets(box, isSelected);
+  const P = present.length;
+  const sums = new Float64Array((P + 1) * Q);
+  if (selected === 0) return { selected, present, sums };
+
+  // Columns [0, z) hold q < 0 (accumulated top-down), [z, Q) hold q >= 0 (bottom-up).
+  let z = 0;
+  while (z < Q && q[z] < 0) z++;
+  for (let k = z + 1; k < Q; k++) if (q[k] < 0) throw new Error('q grid must be ascending');
+
+  const { pos, neg } = powerTable(q, maxN);
+  const indexOf = indexer(present);
+  const top = P * Q;
+
+  for (let i = 0; i < box.nodes; i++) {
+    if (!isSelected[i]) continue;
+    const N = box.kept[i] + 1;
+    const nRow = N * Q;
+    const a = box.offsets[i];
+    const zEnd = box.offsets[i + 1];
+    // Below the first hit N_i = 1: the base term (1/N)^q = N^-q.
+    for (let k = z; k < Q; k++) sums[k] += neg[nRow + k];
+    for (let k = 0; k < z; k++) sums[top + k] += 1;
+    let prev = 1;
+    for (let e = a; e < zEnd; e++) {
+      const n = 1 + box.cum[e];
+      const row = indexOf(box.buckets[e]) + 1;
+      const up = row * Q;
+      const down = (row - 1) * Q;
+      const pn = n * Q;
+      const pp = prev * Q;
+      for (let k = z; k < Q; k++) sums[up + k] += (pos[pn + k] - pos[pp + k]) * neg[nRow + k];
+      for (let k = 0; k < z; k++) sums[down + k] += (pos[pp + k] - pos[pn + k]) * neg[nRow + k];
+      prev = n;
+    }
+  }
+  for (let r = 1; r <= P; r++) {
+    const row = r * Q;
+    const before = row - Q;
+    for (let k = z; k < Q; k++) sums[row + k] += sums[before + k];
+  }
+  for (let r = P - 1; r >= 0; r--) {
+    const row = r * Q;
+    const after = row + Q;
+    for (let k = 0; k < z; k++) sums[row + k] += sums[after + k];
+  }
+  return { selected, present, sums };
+}
