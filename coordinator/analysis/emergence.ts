@@ -9,9 +9,22 @@ export function parseFilter(raw: string): FilterMode {
   return Number(raw) as FilterMode;
 }
 
+/** Values of f within this of zero are the q = 0 tie, not positive (SPEC §3). */
+const ZERO_TIE = 1e-10;
+
+/**
+ * Whether f has a value above 0. At q = 0 the exact f is -tau(0) = 0 on both sides of the
+ * tie, so the reference's literal `f > 0` there tests rounding noise (on the series it drops
+ * a sample for f = 1.4e-17); as with alpha0 we decide as exact arithmetic would.
+ */
+export function hasPositiveF(f: readonly number[]): boolean {
+  const tol = ZERO_TIE * Math.max(1, ...f.map(Math.abs));
+  return f.some((v) => v > tol);
+}
+
 /** Mode 1 drops a sample whose f has a positive value; mode 2 one whose alpha rises > 0.01 above its first value. */
 export function keepSample(s: Pick<SampleResult, 'f' | 'alpha'>, mode: FilterMode): boolean {
-  const fPositive = s.f.some((v) => v > 0);
+  const fPositive = hasPositiveF(s.f);
   const alphaRise = Math.max(...s.alpha) - s.alpha[0] > 0.01;
   if (mode === 1) return !fPositive;
   if (mode === 2) return !alphaRise;

@@ -31,7 +31,8 @@ export async function main(argv: string[], ctx: CliContext = defaultContext): Pr
     cmd.action(async (...a: unknown[]) => {
       const command = a[a.length - 1] as Command;
       try {
-        await spec.run(ctx, a.slice(0, -2) as string[], command.opts());
+        // Positional arguments, with a variadic one (emergence's models) spread flat.
+        await spec.run(ctx, (a.slice(0, -2) as Array<string | string[]>).flat(), command.opts());
       } catch (err) {
         failure = err;
       }

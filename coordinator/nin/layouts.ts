@@ -176,7 +176,7 @@ export function layoutFor(where: string, config: Record<string, unknown>, tensor
       `${where}: unsupported architecture ${architecture || '(config.json names none)'}${modelType ? ` (model_type ${modelType})` : ''}; supported: ${SUPPORTED_ARCHITECTURES.join('; ')}`,
     );
   }
-  const H = num(config, 'hidden_size', where);
+  const H = num(config, family === 'gpt2' ? 'n_embd' : 'hidden_size', where);
   const L = num(config, family === 'gpt2' ? 'n_layer' : 'num_hidden_layers', where);
   const nHeads = num(config, family === 'gpt2' ? 'n_head' : 'num_attention_heads', where);
   const part = (tensor: string, rows: number, transposed = false): PartRef => ({ tensor, rows, transposed });

@@ -109,32 +109,10 @@ export function partitionSums(box: BoxMass, q: Float64Array, minNeighbors: numbe
   while (z < Q && q[z] < 0) z++;
   for (let k = z + 1; k < Q; k++) if (q[k] < 0) throw new Error('q grid must be ascending');
 
-  const { pos, neg } = powerTable(q, maxN);
   const indexOf = indexer(present);
-  const top = P * Q;
-
-  for (let i = 0; i < box.nodes; i++) {
-    if (!isSelected[i]) continue;
-    const N = box.kept[i] + 1;
-    const nRow = N * Q;
-    const a = box.offsets[i];
-    const zEnd = box.offsets[i + 1];
-    // Below the first hit N_i = 1: the base term (1/N)^q = N^-q.
-    for (let k = z; k < Q; k++) sums[k] += neg[nRow + k];
-    for (let k = 0; k < z; k++) sums[top + k] += 1;
-    let prev = 1;
-    for (let e = a; e < zEnd; e++) {
-      const n = 1 + box.cum[e];
-      const row = indexOf(box.buckets[e]) + 1;
-      const up = row * Q;
-      const down = (row - 1) * Q;
-      const pn = n * Q;
-      const pp = prev * Q;
-      for (let k = z; k < Q; k++) sums[up + k] += (pos[pn + k] - pos[pp + k]) * neg[nRow + k];
-      for (let k = 0; k < z; k++) sums[down + k] += (pos[pp + k] - pos[pn + k]) * neg[nRow + k];
-      prev = n;
-    }
-  }
+  const step = uniformStep(q);
+  if (step !== null) accumulateGeometric(box, isSelected, indexOf, q[0], step, z, Q, P, sums, maxN);
+  else accumulateTabled(box, isSelected, indexOf, q, z, Q, P, sums, maxN);
   for (let r = 1; r <= P; r++) {
     const row = r * Q;
     const before = row - Q;
@@ -146,4 +124,98 @@ export function partitionSums(box: BoxMass, q: Float64Array, minNeighbors: numbe
     for (let k = 0; k < z; k++) sums[row + k] += sums[after + k];
   }
   return { selected, present, sums };
+}
+
+/** The spacing of an evenly spaced grid (to 1e-12), or null. */
+function uniformStep(q: Float64Array): number | null {
+  const Q = q.length;
+  const dq = (q[Q - 1] - q[0]) / (Q - 1);
+  for (let k = 0; k < Q; k++) if (Math.abs(q[0] + k * dq - q[k]) > 1e-12) return null;
+  return dq;
+}
+
+/**
+ * Evenly spaced q (the usual grid): successive powers are one multiplication apart,
+ * x^(q0 + (k+1)dq) = x^(q0 + k dq) · x^dq, so each hit costs two table products and then
+ * two multiplications per q — no loads of power tables in the inner loop.
+ */
+function accumulateGeometric(
+  box: BoxMass,
+  isSelected: Uint8Array,
+  indexOf: (b: number) => number,
+  q0: number,
+  dq: number,
+  z: number,
+  Q: number,
+  P: number,
+  sums: Float64Array,
+  maxN: number,
+): void {
+  const { pos: base0, neg: inv0 } = powerTable(Float64Array.of(q0), maxN);
+  const { pos: pd, neg: md } = powerTable(Float64Array.of(dq), maxN);
+  const top = P * Q;
+  for (let i = 0; i < box.nodes; i++) {
+    if (!isSelected[i]) continue;
+    const N = box.kept[i] + 1;
+    const i0 = inv0[N];
+    const id = md[N];
+    // Below the first hit N_i = 1: the term is (1/N)^q.
+    let c = i0;
+    for (let k = 0; k < Q; k++, c *= id) if (k >= z) sums[k] += c;
+    for (let k = 0; k < z; k++) sums[top + k] += 1;
+    // (prev/N)^q0 and (prev/N)^dq, starting from prev = 1.
+    let y0 = i0;
+    let ys = id;
+    for (let e = box.offsets[i]; e < box.offsets[i + 1]; e++) {
+      const n = 1 + box.cum[e];
+      const x0 = base0[n] * i0;
+      const xs = pd[n] * id;
+      const row = indexOf(box.buckets[e]) + 1;
+      const down = (row - 1) * Q;
+      const up = row * Q;
+      let cn = x0;
+      let cp = y0;
+      let k = 0;
+      for (; k < z; k++, cn *= xs, cp *= ys) sums[down + k] += cp - cn;
+      for (; k < Q; k++, cn *= xs, cp *= ys) sums[up + k] += cn - cp;
+      y0 = x0;
+      ys = xs;
+    }
+  }
+}
+
+/** Any ascending grid: n^q and N^-q from tables, three loads per term. */
+function accumulateTabled(
+  box: BoxMass,
+  isSelected: Uint8Array,
+  indexOf: (b: number) => number,
+  q: Float64Array,
+  z: number,
+  Q: number,
+  P: number,
+  sums: Float64Array,
+  maxN: number,
+): void {
+  const { pos, neg } = powerTable(q, maxN);
+  const top = P * Q;
+  for (let i = 0; i < box.nodes; i++) {
+    if (!isSelected[i]) continue;
+    const N = box.kept[i] + 1;
+    const nRow = N * Q;
+    // Below the first hit N_i = 1: the base term (1/N)^q = N^-q.
+    for (let k = z; k < Q; k++) sums[k] += neg[nRow + k];
+    for (let k = 0; k < z; k++) sums[top + k] += 1;
+    let prev = 1;
+    for (let e = box.offsets[i]; e < box.offsets[i + 1]; e++) {
+      const n = 1 + box.cum[e];
+      const row = indexOf(box.buckets[e]) + 1;
+      const up = row * Q;
+      const down = (row - 1) * Q;
+      const pn = n * Q;
+      const pp = prev * Q;
+      for (let k = z; k < Q; k++) sums[up + k] += (pos[pn + k] - pos[pp + k]) * neg[nRow + k];
+      for (let k = 0; k < z; k++) sums[down + k] += (pos[pp + k] - pos[pn + k]) * neg[nRow + k];
+      prev = n;
+    }
+  }
 }

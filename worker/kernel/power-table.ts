@@ -11,18 +11,15 @@ export interface PowerTable {
   neg: Float64Array;
 }
 
-let cached: PowerTable | undefined;
-
-function sameGrid(a: Float64Array, b: Float64Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
-  return true;
-}
+const cache = new Map<string, PowerTable>();
 
 export function powerTable(q: Float64Array, maxN: number): PowerTable {
-  if (cached && cached.maxN >= maxN && sameGrid(cached.q, q)) return cached;
+  const key = Array.from(q).join(',');
+  const cached = cache.get(key);
+  if (cached && cached.maxN >= maxN) return cached;
   const Q = q.length;
-  const size = Math.max(maxN, cached && sameGrid(cached.q, q) ? cached.maxN * 2 : 0, 256);
+  // Grow geometrically: shards of one run ask for similar, slowly rising maxN.
+  const size = Math.max(maxN, cached ? cached.maxN * 2 : 0, 256);
   const pos = new Float64Array((size + 1) * Q);
   const neg = new Float64Array((size + 1) * Q);
   for (let n = 1; n <= size; n++) {
@@ -31,6 +28,7 @@ export function powerTable(q: Float64Array, maxN: number): PowerTable {
       neg[n * Q + k] = Math.pow(n, -q[k]);
     }
   }
-  cached = { q: q.slice(), maxN: size, pos, neg };
-  return cached;
+  const table = { q: q.slice(), maxN: size, pos, neg };
+  cache.set(key, table);
+  return table;
 }

@@ -21,8 +21,8 @@ export const emergenceCommand = {
     addModelFlags(cmd);
     cmd.option('--out <dir>', 'write report.json, emergence.csv and emergence.svg here');
   },
-  async run(ctx: CliContext, [models]: string[][] | string[], o: Record<string, string | boolean | undefined>) {
-    const paths = ([] as string[]).concat(models);
+  async run(ctx: CliContext, args: string[], o: Record<string, string | boolean | undefined>) {
+    const paths = args;
     if (paths.length < 2) throw new UsageError('emergence needs at least two checkpoints: the initial one and a later one');
     const labels = o.labels === undefined ? paths.map((p) => basename(resolve(p))) : (o.labels as string).split(',').map((s) => s.trim());
     if (labels.length !== paths.length) throw new UsageError(`--labels names ${labels.length} checkpoints but ${paths.length} were given`);

@@ -1,0 +1,186 @@
+import { InputError, SafetensorsFormatError } from '../../proto/errors.js';
+import type { ByteSource } from './byte-source.js';
+import { bytesPerElement, isFloatDType, type DType } from './dtype.js';
+
+/**
+ * Safetensors reader: 8 bytes (u64 LE header length), the JSON header, and then only the
+ * rows a caller asks for. A 12B-parameter checkpoint is ~24-48 GB; sampling must not read it.
+ * Layout: https://github.com/huggingface/safetensors#format
+ */
+
+export interface TensorInfo {
+  name: string;
+  dtype: string;
+  shape: number[];
+  /** ABSOLUTE byte offsets in the file: 8 + headerLen + data_offsets[0|1]. */
+  start: number;
+  end: number;
+  source: ByteSource;
+}
+
+export interface SafetensorsFile {
+  source: ByteSource;
+  tensors: Map<string, TensorInfo>;
+  metadata?: Record<string, string>;
+}
+
+/** Same cap as the reference Rust reader (MAX_HEADER_SIZE): a corrupt length must not make us allocate GBs. */
+const MAX_HEADER_BYTES = 100_000_000;
+
+interface Entry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** Checks one header entry on its own; `fail` prefixes the file name. */
+function validateTensorEntry(name: string, raw: unknown, fail: (msg: string) => never): Entry {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(`tensor ${name}: header entry is not an object`);
+  const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
+  if (typeof dtype !== 'string') fail(`tensor ${name}: missing or invalid dtype`);
+  if (!Array.isArray(shape) || !shape.every(isCount)) fail(`tensor ${name}: missing or invalid shape`);
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {
+    fail(`tensor ${name}: missing or invalid data_offsets`);
+  }
+  const size = bytesPerElement(dtype);
+  if (size === undefined) fail(`tensor ${name}: unknown dtype ${JSON.stringify(dtype)}`);
+  const [begin, end] = offsets as [number, number];
+  if (begin > end) fail(`tensor ${name}: data_offsets [${begin}, ${end}] begin after end`);
+  const expected = (shape as number[]).reduce((p, d) => p * d, 1) * size;
+  if (!Number.isSafeInteger(expected) || expected !== end - begin) {
+    fail(`tensor ${name}: shape [${shape.join(', ')}] × ${dtype} needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
+  }
+  return { name, dtype, shape: shape as number[], begin, end };
+}
+
+/**
+ * Overlaps, out-of-range offsets and truncation, checked on all entries at once.
+ * A header whose tensors tile [0, maxEnd) without gaps but whose file stops early was cut
+ * off in transfer ("truncated"); otherwise an entry past the end is a bad header.
+ */
+function validateLayout(entries: Entry[], dataBytes: number, fail: (msg: string) => never): void {
+  const sorted = entries.filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let reach = 0;
+  let owner: Entry | undefined;
+  let gap = false;
+  for (const e of sorted) {
+    if (owner && e.begin < reach) {
+      fail(`tensors ${owner.name} [${owner.begin}, ${owner.end}] and ${e.name} [${e.begin}, ${e.end}] overlap`);
+    }
+    if (e.begin > reach) gap = true;
+    reach = e.end;
+    owner = e;
+  }
+  if (reach <= dataBytes) return;
+  if (!gap) fail(`truncated: the header describes ${reach} data bytes but only ${dataBytes} follow it`);
+  const bad = sorted.find((e) => e.end > dataBytes)!;
+  fail(`tensor ${bad.name}: data_offsets [${bad.begin}, ${bad.end}] lie outside the data section (${dataBytes} bytes)`);
+}
+
+export async function readSafetensorsHeader(source: ByteSource): Promise<SafetensorsFile> {
+  const fail = (msg: string): never => {
+    throw new SafetensorsFormatError(`${source.name}: ${msg}`);
+  };
+  if (source.size < 8) fail('not a safetensors file (too short)');
+  const lenBytes = await source.read(0, 8);
+  const big = new DataView(lenBytes.buffer, lenBytes.byteOffset, 8).getBigUint64(0, true);
+  // A text or binary file that is not safetensors usually lands here, with a huge "length".
+  if (big > BigInt(source.size - 8)) fail(`not a safetensors file (header length ${big} exceeds file size ${source.size})`);
+  const headerLen = Number(big);
+  if (headerLen > MAX_HEADER_BYTES) fail(`header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte cap`);
+
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(await source.read(8, 8 + headerLen)));
+  } catch (err) {
+    if (err instanceof InputError) throw err; // a read error, not a parse error
+    header = undefined;
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) {
+    fail('not a safetensors file (header is not valid JSON)');
+  }
+
+  let metadata: Record<string, string> | undefined;
+  const entries: Entry[] = [];
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      metadata = readMetadata(raw, fail);
+      continue;
+    }
+    entries.push(validateTensorEntry(name, raw, fail));
+  }
+  const dataStart = 8 + headerLen;
+  validateLayout(entries, source.size - dataStart, fail);
+
+  const tensors = new Map<string, TensorInfo>();
+  for (const e of entries) {
+    tensors.set(e.name, { name: e.name, dtype: e.dtype, shape: e.shape, start: dataStart + e.begin, end: dataStart + e.end, source });
+  }
+  return metadata === undefined ? { source, tensors } : { source, tensors, metadata };
+}
+
+function readMetadata(raw: unknown, fail: (msg: string) => never): Record<string, string> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('__metadata__ is not an object');
+  const out: Record<string, string> = Object.create(null);
+  for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof v !== 'string') fail(`__metadata__ value for ${JSON.stringify(k)} is not a string`);
+    out[k] = v as string;
+  }
+  return out;
+}
+
+/** Bytes of one row of a 2-D tensor; rejects other ranks. */
+function rowBytesOf(t: TensorInfo): number {
+  if (t.shape.length !== 2) {
+    throw new InputError(`${t.source.name}: tensor ${t.name} is not 2-D (shape [${t.shape.join(', ')}])`);
+  }
+  return t.shape[1] * bytesPerElement(t.dtype)!;
+}
+
+function checkRow(t: TensorInfo, r: number, allowEnd: boolean): void {
+  const max = allowEnd ? t.shape[0] : t.shape[0] - 1;
+  if (!Number.isSafeInteger(r) || r < 0 || r > max) {
+    throw new RangeError(`tensor ${t.name}: row ${r} outside [0, ${t.shape[0]})`);
+  }
+}
+
+/** Raw bytes of rows [rowStart, rowEnd) in one range read. */
+export async function readRows(t: TensorInfo, rowStart: number, rowEnd: number): Promise<Uint8Array> {
+  const rowBytes = rowBytesOf(t);
+  checkRow(t, rowStart, true);
+  checkRow(t, rowEnd, true);
+  if (rowStart > rowEnd) throw new RangeError(`tensor ${t.name}: rows [${rowStart}, ${rowEnd}) run backwards`);
+  return t.source.read(t.start + rowStart * rowBytes, t.start + rowEnd * rowBytes);
+}
+
+/**
+ * Raw bytes of each distinct listed row. Adjacent rows are read as one range, and no row
+ * is read twice, so bytesRead = distinct rows × row bytes (the ≤3% sampling budget).
+ * Rows of one run share one buffer (subarray views): copy before mutating.
+ */
+export async function readRowList(t: TensorInfo, rows: ArrayLike<number>): Promise<Map<number, Uint8Array>> {
+  const rowBytes = rowBytesOf(t);
+  for (let i = 0; i < rows.length; i++) checkRow(t, rows[i], false);
+  const sorted = Float64Array.from(new Set(Array.from(rows))).sort();
+  const out = new Map<number, Uint8Array>();
+  // Sequential, ascending reads: the access pattern stays forward-only (kind to disks and
+  // to HTTP Range sources) and at most one run is in memory beyond the result.
+  for (let i = 0; i < sorted.length; ) {
+    let j = i + 1;
+    while (j < sorted.length && sorted[j] === sorted[j - 1] + 1) j++;
+    const first = sorted[i];
+    const bytes = await t.source.read(t.start + first * rowBytes, t.start + (first + j - i) * rowBytes);
+    for (let k = i; k < j; k++) out.set(sorted[k], bytes.subarray((k - i) * rowBytes, (k - i + 1) * rowBytes));
+    i = j;
+  }
+  return out;
+}
+
+export function requireFloatTensor(t: TensorInfo): DType {
+  if (isFloatDType(t.dtype)) return t.dtype;
+  throw new InputError(`${t.source.name}: tensor ${t.name} has unsupported dtype ${t.dtype} (supported: F32, F16, BF16, F64)`);
+}
