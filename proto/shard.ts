@@ -31,7 +31,7 @@ export interface MatrixPart {
 
 /** A shard's input: node-grouped weights (edge lists) or a column range of a model matrix. */
 export type ShardInput =
-  | { kind: 'groups'; weights: Float64Array; offsets: Uint32Array }
+  | { kind: 'groups'; weights: Float64Array; stride: number; offsets: Uint32Array }
   | { kind: 'matrix'; inputs: number; parts: MatrixPart[]; colStart: number; colEnd: number };
 
 export type ShardTask =

@@ -1,7 +1,8 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { mfaOfGroups } from '../coordinator/analysis/edge-analysis.js';
-import { analyzeModel, modelEdgeLists, openModel, toColumns } from '../coordinator/analysis/model-analysis.js';
+import { analyzeModel, modelEdgeLists, openModel } from '../coordinator/analysis/model-analysis.js';
+import { edgesFromColumns, edgesFromRows } from '../worker/io/edge-list.js';
 import { groupBySource } from '../coordinator/plan/edge-groups.js';
 import { InProcessBackend } from '../worker/backends/in-process.js';
 import { decodeFloats } from '../worker/io/dtype.js';
@@ -63,7 +64,7 @@ for (const [name, layout, architecture] of [
       base += m.inputs;
     }
     await ckpt.close();
-    const explicit = await mfaOfGroups(groupBySource({ src: Float64Array.from(src), dst: new Float64Array(src.length), w: Float64Array.from(w) }), params, backend, 3);
+    const explicit = await mfaOfGroups(groupBySource(edgesFromColumns(Float64Array.from(src), new Float64Array(src.length), Float64Array.from(w))), params, backend, 3);
     t.is(full.samples[0].nodesSelected, explicit.spectrum.nodesSelected);
     t.is(firstMismatch(full.samples[0].tau, explicit.spectrum.tau, 1e-12), -1);
     t.is(full.stats.edges, w.filter((x) => x !== 0).length);
@@ -184,7 +185,8 @@ test('Llama with grouped-query attention: q/k/v stacked, gate/up paired, the kno
   }
 });
 
-test('toColumns splits interleaved rows', (t) => {
-  const c = toColumns(Float64Array.of(1, 2, 0.5, 3, 4, -0.25));
-  t.deepEqual([Array.from(c.src), Array.from(c.dst), Array.from(c.w)], [[1, 3], [2, 4], [0.5, -0.25]]);
+test('edgesFromRows views interleaved rows with stride 3', (t) => {
+  const c = edgesFromRows(Float64Array.of(1, 2, 0.5, 3, 4, -0.25));
+  const col = (a: Float64Array) => Array.from({ length: c.count }, (_, e) => a[e * c.stride]);
+  t.deepEqual([c.count, col(c.src), col(c.dst), col(c.w)], [2, [1, 3], [2, 4], [0.5, -0.25]]);
 });

@@ -5,7 +5,8 @@ import { analyzeModel } from '../coordinator/analysis/model-analysis.js';
 import { groupBySource } from '../coordinator/plan/edge-groups.js';
 import { InProcessBackend } from '../worker/backends/in-process.js';
 import { PiscinaBackend } from '../worker/backends/piscina.js';
-import { readNpyEdges, type EdgeList } from '../worker/io/npy.js';
+import { readNpyEdges } from '../worker/io/npy.js';
+import { edgesFromColumns, type EdgeList } from '../worker/io/edge-list.js';
 import { conformanceDir, firstMismatch, readJson } from './helpers/shared.js';
 
 const caseDir = join(conformanceDir, 'cases', 'heterogeneous');
@@ -14,7 +15,7 @@ const params = expected.params;
 const inProcess = new InProcessBackend();
 
 function shuffled(e: EdgeList, seed: number): EdgeList {
-  const n = e.src.length;
+  const n = e.count;
   const order = Array.from({ length: n }, (_, i) => i);
   let s = seed;
   for (let i = n - 1; i > 0; i--) {
@@ -22,8 +23,8 @@ function shuffled(e: EdgeList, seed: number): EdgeList {
     const j = s % (i + 1);
     [order[i], order[j]] = [order[j], order[i]];
   }
-  const pick = (a: Float64Array) => Float64Array.from(order, (i) => a[i]);
-  return { src: pick(e.src), dst: pick(e.dst), w: pick(e.w) };
+  const pick = (a: Float64Array) => Float64Array.from(order, (i) => a[i * e.stride]);
+  return edgesFromColumns(pick(e.src), pick(e.dst), pick(e.w));
 }
 
 test('1 shard and many shards give the same tau to 1e-12', async (t) => {

@@ -18,10 +18,12 @@ export async function executeShard(task: ShardTask, options: ExecuteOptions = {}
   const started = performance.now();
   const input = task.input;
   if (task.measure === 'nfd') {
-    const values = nodeFractalDimensions(task.input.weights, task.input.offsets, task.params);
+    const { weights, offsets, stride } = task.input;
+    const values = nodeFractalDimensions(weights, offsets, task.params, stride);
     let edges = 0;
     let skipped = 0;
-    for (const w of task.input.weights) {
+    for (let e = 0; e < offsets[offsets.length - 1] * stride; e += stride) {
+      const w = weights[e];
       if (w === 0) continue;
       if (Number.isFinite(w)) edges++;
       else skipped++;
@@ -40,7 +42,7 @@ export async function executeShard(task: ShardTask, options: ExecuteOptions = {}
   let box: BoxMass;
   let bytesRead = 0;
   if (input.kind === 'groups') {
-    box = boxMassFromGroups(input.weights, input.offsets, task.params);
+    box = boxMassFromGroups(input.weights, input.offsets, task.params, input.stride);
   } else {
     const { hist, bytesRead: read } = await matrixHistogram(input.parts, input.inputs, input.colStart, input.colEnd, task.params, options.open);
     bytesRead = read;

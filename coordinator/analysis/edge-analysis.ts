@@ -21,7 +21,7 @@ export async function mfaOfGroups(
   listener?: RunListener,
 ): Promise<{ spectrum: Spectrum; stats: EdgeRunStats }> {
   const tasks = groupTasks(groups, groupRanges(groups, shards), 'mfa', params);
-  listener?.({ type: 'planned', shards: tasks.length, edges: groups.weights.length });
+  listener?.({ type: 'planned', shards: tasks.length, edges: groups.offsets[groups.nodes.length] });
   const results = (await runShards(tasks, backend, listener)) as MfaShardResult[];
   return { spectrum: spectrumFromSums(mergePartials(results, params.q.length), params), stats: statsOf(results) };
 }
@@ -35,7 +35,7 @@ export async function nfdOfGroups(
   listener?: RunListener,
 ): Promise<{ nodes: number[]; values: number[]; stats: EdgeRunStats }> {
   const tasks = groupTasks(groups, groupRanges(groups, shards), 'nfd', params);
-  listener?.({ type: 'planned', shards: tasks.length, edges: groups.weights.length });
+  listener?.({ type: 'planned', shards: tasks.length, edges: groups.offsets[groups.nodes.length] });
   const results = (await runShards(tasks, backend, listener)) as NfdShardResult[];
   const values: number[] = [];
   for (const r of results) values.push(...r.values);

@@ -1,11 +1,12 @@
 import type { MfaParams, MfaShardResult } from '../../proto/shard.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
 import { openCheckpoint, type Checkpoint } from '../../worker/io/checkpoint.js';
-import { decodeFloats } from '../../worker/io/dtype.js';
+import { elementReader } from '../../worker/io/dtype.js';
+import { edgesFromRows } from '../../worker/io/edge-list.js';
 import { readRowList, requireFloatTensor } from '../../worker/io/safetensors.js';
 import { layoutFor, type Layout } from '../nin/layouts.js';
 import { checkLayerSample, drawPlan, type SamplePlan } from '../nin/sample-plan.js';
-import { neededRows, sampledEdges } from '../nin/sampled-edges.js';
+import { neededRows, sampledEdges, type RowLookup } from '../nin/sampled-edges.js';
 import { groupBySource } from '../plan/edge-groups.js';
 import { groupRanges, groupTasks, matrixTasks } from '../plan/shard-plan.js';
 import { runShards, type RunListener } from '../run/run-shards.js';
@@ -55,19 +56,21 @@ export function summarise(samples: ReadonlyArray<{ alpha0: number; width: number
   return { mean: { alpha0: mean(a), width: mean(w) }, std: { alpha0: std(a), width: std(w) } };
 }
 
-/** Reads every stored row the samples touch, each once, decoded to float64. */
-async function readSampledRows(ckpt: Checkpoint, layout: Layout, plans: SamplePlan[]): Promise<(t: string, r: number) => Float64Array> {
+/** Reads every stored row the samples touch, each once; elements are decoded on demand. */
+async function readSampledRows(ckpt: Checkpoint, layout: Layout, plans: SamplePlan[]): Promise<RowLookup> {
   const wanted = new Map<string, Set<number>>();
   for (const plan of plans) neededRows(layout, plan, wanted);
-  const rows = new Map<string, Map<number, Float64Array>>();
-  for (const [tensor, set] of wanted) {
-    const info = ckpt.tensors.get(tensor)!;
-    const dtype = requireFloatTensor(info);
-    const raw = await readRowList(info, Array.from(set).sort((a, b) => a - b));
-    const decoded = new Map<number, Float64Array>();
-    for (const [r, bytes] of raw) decoded.set(r, decodeFloats(dtype, bytes));
-    rows.set(tensor, decoded);
-  }
+  const rows = new Map<string, Map<number, (col: number) => number>>();
+  await Promise.all(
+    Array.from(wanted, async ([tensor, set]) => {
+      const info = ckpt.tensors.get(tensor)!;
+      const dtype = requireFloatTensor(info);
+      const raw = await readRowList(info, Array.from(set));
+      const decoded = new Map<number, (col: number) => number>();
+      for (const [r, bytes] of raw) decoded.set(r, elementReader(dtype, bytes));
+      rows.set(tensor, decoded);
+    }),
+  );
   return (t, r) => rows.get(t)!.get(r)!;
 }
 
@@ -114,9 +117,9 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
       checkLayerSample(layout, opts.layerSample);
       const plans = opts.samples.map((s) => drawPlan(layout, s));
       const rowOf = await readSampledRows(ckpt, layout, plans);
-      const groups = plans.map((plan) => groupBySource(toColumns(sampledEdges(layout, plan, rowOf))));
+      const groups = plans.map((plan) => groupBySource(edgesFromRows(sampledEdges(layout, plan, rowOf))));
       const tasksPer = groups.map((g, k) => groupTasks(g, groupRanges(g, opts.shardsPerSample), 'mfa', opts.params, k * opts.shardsPerSample));
-      listener?.({ type: 'planned', shards: tasksPer.reduce((a, t) => a + t.length, 0), edges: groups.reduce((a, g) => a + g.weights.length, 0) });
+      listener?.({ type: 'planned', shards: tasksPer.reduce((a, t) => a + t.length, 0), edges: groups.reduce((a, g) => a + g.offsets[g.nodes.length], 0) });
       const all = (await runShards(tasksPer.flat(), backend, listener)) as MfaShardResult[];
       let at = 0;
       plans.forEach((plan, k) => {
@@ -152,18 +155,4 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
   } finally {
     await ckpt.close();
   }
-}
-
-/** Interleaved [src, dst, w] rows to columns. */
-export function toColumns(rows: Float64Array) {
-  const E = rows.length / 3;
-  const src = new Float64Array(E);
-  const dst = new Float64Array(E);
-  const w = new Float64Array(E);
-  for (let e = 0, j = 0; e < E; e++, j += 3) {
-    src[e] = rows[j];
-    dst[e] = rows[j + 1];
-    w[e] = rows[j + 2];
-  }
-  return { src, dst, w };
 }

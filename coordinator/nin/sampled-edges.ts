@@ -1,8 +1,8 @@
 import type { Layout, NinMatrix } from './layouts.js';
 import { setFor, type SamplePlan } from './sample-plan.js';
 
-/** Decoded rows of stored tensors, read once and shared by every sample. */
-export type RowLookup = (tensor: string, row: number) => Float64Array;
+/** Rows of stored tensors, read once and shared by every sample: row → (column → weight). */
+export type RowLookup = (tensor: string, row: number) => (col: number) => number;
 
 /** Finds the stored part and local row that hold row j of a stacked matrix. */
 function partOf(m: NinMatrix, j: number): { index: number; row: number } {
@@ -68,11 +68,12 @@ export function sampledEdges(layout: Layout, plan: SamplePlan, rowOf: RowLookup)
       }
       const m = st.matrix;
       const where = Array.from(Y, (j) => partOf(m, j));
+      // W[j][i]: row j of a Linear part, or element j of row i of a Conv1D part.
+      const straight = where.map(({ index, row }) => (m.parts[index].transposed ? null : rowOf(m.parts[index].tensor, row)));
       for (const i of X) {
         for (let y = 0; y < Y.length; y++) {
           const { index, row } = where[y];
-          const part = m.parts[index];
-          const w = part.transposed ? rowOf(part.tensor, i)[row] : rowOf(part.tensor, row)[i];
+          const w = straight[y]?.(i) ?? rowOf(m.parts[index].tensor, i)(row);
           if (w !== 0) push(x0 + i, y0 + Y[y], w);
         }
       }

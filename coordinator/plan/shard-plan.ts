@@ -30,8 +30,9 @@ export function groupTasks(groups: EdgeGroups, ranges: Array<[number, number]>, 
   return ranges.map(([a, b], k) => {
     const e0 = groups.offsets[a];
     const offsets = groups.offsets.slice(a, b + 1).map((o) => o - e0);
+    const s = groups.stride;
     // A view on the shared buffer: threads read the weights without a copy.
-    const input = { kind: 'groups' as const, weights: groups.weights.subarray(e0, groups.offsets[b]), offsets };
+    const input = { kind: 'groups' as const, weights: groups.weights.subarray(e0 * s, groups.offsets[b] * s), stride: s, offsets };
     return measure === 'mfa'
       ? { id: firstId + k, measure, params: params as MfaParams, input }
       : { id: firstId + k, measure, params: params as NfdParams, input };

@@ -9,8 +9,8 @@ export interface ByteSource {
   /** Human-readable location, used in error messages. */
   readonly name: string;
   readonly size: number;
-  /** Bytes [start, end) — end is exclusive and must be <= size. */
-  read(start: number, end: number): Promise<Uint8Array>;
+  /** Bytes [start, end) — end is exclusive and must be <= size; into `into` when given. */
+  read(start: number, end: number, into?: Uint8Array): Promise<Uint8Array>;
   /** Total bytes handed out by read(), for the `bytesRead` statistic. */
   readonly bytesRead: number;
   close(): Promise<void>;
@@ -41,11 +41,11 @@ export class FileByteSource implements ByteSource {
     return new FileByteSource(path, stat.size, handle);
   }
 
-  async read(start: number, end: number): Promise<Uint8Array> {
+  async read(start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
     if (start < 0 || end > this.size || start > end) {
       throw new InputError(`${this.name}: read of bytes [${start}, ${end}) outside the file (${this.size} bytes)`);
     }
-    const out = new Uint8Array(end - start);
+    const out = into ?? new Uint8Array(end - start);
     let done = 0;
     while (done < out.length) {
       const { bytesRead } = await this.handle.read(out, done, out.length - done, start + done);
@@ -70,12 +70,14 @@ export class MemoryByteSource implements ByteSource {
   get size(): number {
     return this.bytes.length;
   }
-  async read(start: number, end: number): Promise<Uint8Array> {
+  async read(start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
     if (start < 0 || end > this.size || start > end) {
       throw new InputError(`${this.name}: read of bytes [${start}, ${end}) outside the data (${this.size} bytes)`);
     }
     this.bytesRead += end - start;
-    return this.bytes.slice(start, end);
+    if (!into) return this.bytes.slice(start, end);
+    into.set(this.bytes.subarray(start, end));
+    return into;
   }
   async close(): Promise<void> {}
 }

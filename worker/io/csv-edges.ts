@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { InputError } from '../../proto/errors.js';
-import type { EdgeList } from './npy.js';
+import { checkNodeIds, edgesFromColumns, type EdgeList } from './edge-list.js';
 
 /** Reads `src,dst,weight` lines; a first line that is not numeric is taken as a header. */
 export async function readCsvEdges(path: string): Promise<EdgeList> {
@@ -41,5 +41,7 @@ export async function readCsvEdges(path: string): Promise<EdgeList> {
     dst[n] = nums[1];
     w[n++] = nums[2];
   }
-  return { src: src.slice(0, n), dst: dst.slice(0, n), w: w.slice(0, n) };
+  const edges = edgesFromColumns(src.slice(0, n), dst.slice(0, n), w.slice(0, n));
+  checkNodeIds(path, edges);
+  return edges;
 }

@@ -112,3 +112,31 @@ export function decodeFloats(dtype: DType, bytes: Uint8Array): Float64Array {
   }
   return out;
 }
+
+/**
+ * Element i of a little-endian `dtype` buffer, decoded on demand: a sampled NIN needs a few
+ * elements of each row it reads, so decoding whole rows would waste most of the work.
+ */
+export function elementReader(dtype: DType, bytes: Uint8Array): (i: number) => number {
+  const size = dtype === 'F64' ? 8 : dtype === 'F32' ? 4 : 2;
+  const a = aligned(bytes, size);
+  const n = a.length / size;
+  if (!HOST_LE) {
+    const all = decodeFloats(dtype, bytes);
+    return (i) => all[i];
+  }
+  if (dtype === 'F64') {
+    const v = new Float64Array(a.buffer, a.byteOffset, n);
+    return (i) => v[i];
+  }
+  if (dtype === 'F32') {
+    const v = new Float32Array(a.buffer, a.byteOffset, n);
+    return (i) => v[i];
+  }
+  const u16 = new Uint16Array(a.buffer, a.byteOffset, n);
+  if (dtype === 'F16') {
+    const table = f16Lookup();
+    return (i) => table[u16[i]];
+  }
+  return (i) => bf16BitsToNumber(u16[i]);
+}

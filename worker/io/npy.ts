@@ -1,13 +1,8 @@
 import { InputError } from '../../proto/errors.js';
 import { FileByteSource } from './byte-source.js';
 import { writeFileAtomic } from './atomic-write.js';
+import { checkNodeIds, edgesFromColumns, edgesFromRows, type EdgeList } from './edge-list.js';
 
-/** An edge list in columns: edge e is (src[e], dst[e], w[e]). */
-export interface EdgeList {
-  src: Float64Array;
-  dst: Float64Array;
-  w: Float64Array;
-}
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
@@ -50,20 +45,11 @@ export async function readNpyEdges(path: string): Promise<EdgeList> {
     if (src.size - dataStart < need) {
       throw new InputError(`${path}: truncated: shape (${E}, 3) needs ${need} data bytes, file has ${src.size - dataStart}`);
     }
-    const bytes = await src.read(dataStart, dataStart + need);
-    const all = new Float64Array(bytes.buffer, bytes.byteOffset, E * 3);
-    const out: EdgeList = { src: new Float64Array(E), dst: new Float64Array(E), w: new Float64Array(E) };
-    if (fortran) {
-      out.src.set(all.subarray(0, E));
-      out.dst.set(all.subarray(E, 2 * E));
-      out.w.set(all.subarray(2 * E, 3 * E));
-    } else {
-      for (let e = 0, j = 0; e < E; e++, j += 3) {
-        out.src[e] = all[j];
-        out.dst[e] = all[j + 1];
-        out.w[e] = all[j + 2];
-      }
-    }
+    // Read into shared memory: thread shards then read the weights in place, never copied.
+    const all = new Float64Array(new SharedArrayBuffer(need));
+    await src.read(dataStart, dataStart + need, new Uint8Array(all.buffer));
+    const out = fortran ? edgesFromColumns(all.subarray(0, E), all.subarray(E, 2 * E), all.subarray(2 * E)) : edgesFromRows(all);
+    checkNodeIds(path, out);
     return out;
   } finally {
     await src.close();
@@ -90,3 +76,4 @@ export function npyEdgeBytes(rows: Float64Array): Uint8Array {
 export async function writeNpyEdges(path: string, rows: Float64Array): Promise<void> {
   await writeFileAtomic(path, npyEdgeBytes(rows));
 }
+

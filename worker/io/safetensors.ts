@@ -157,6 +157,9 @@ export async function readRows(t: TensorInfo, rowStart: number, rowEnd: number):
   return t.source.read(t.start + rowStart * rowBytes, t.start + rowEnd * rowBytes);
 }
 
+/** Concurrent range reads per readRowList call. */
+const READS_IN_FLIGHT = 16;
+
 /**
  * Raw bytes of each distinct listed row. Adjacent rows are read as one range, and no row
  * is read twice, so bytesRead = distinct rows × row bytes (the ≤3% sampling budget).
@@ -166,17 +169,26 @@ export async function readRowList(t: TensorInfo, rows: ArrayLike<number>): Promi
   const rowBytes = rowBytesOf(t);
   for (let i = 0; i < rows.length; i++) checkRow(t, rows[i], false);
   const sorted = Float64Array.from(new Set(Array.from(rows))).sort();
-  const out = new Map<number, Uint8Array>();
-  // Sequential, ascending reads: the access pattern stays forward-only (kind to disks and
-  // to HTTP Range sources) and at most one run is in memory beyond the result.
+  const runs: Array<[number, number]> = [];
   for (let i = 0; i < sorted.length; ) {
     let j = i + 1;
     while (j < sorted.length && sorted[j] === sorted[j - 1] + 1) j++;
-    const first = sorted[i];
-    const bytes = await t.source.read(t.start + first * rowBytes, t.start + (first + j - i) * rowBytes);
-    for (let k = i; k < j; k++) out.set(sorted[k], bytes.subarray((k - i) * rowBytes, (k - i + 1) * rowBytes));
+    runs.push([i, j]);
     i = j;
   }
+  const out = new Map<number, Uint8Array>();
+  // A bounded number of runs in flight: one awaited read at a time leaves the disk (or an
+  // HTTP source) idle between requests; unbounded would flood it.
+  let next = 0;
+  const lane = async () => {
+    while (next < runs.length) {
+      const [i, j] = runs[next++];
+      const first = sorted[i];
+      const bytes = await t.source.read(t.start + first * rowBytes, t.start + (first + j - i) * rowBytes);
+      for (let k = i; k < j; k++) out.set(sorted[k], bytes.subarray((k - i) * rowBytes, (k - i + 1) * rowBytes));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, runs.length) }, lane));
   return out;
 }
 

@@ -18,6 +18,9 @@ export interface BoxMass {
   skippedNonFinite: number;
 }
 
+/** Widest bucket range counted densely per node (decimals <= 2 at the default threshold). */
+const DENSE_BUCKETS = 1 << 16;
+
 class Growable {
   buckets: Int32Array;
   cum: Uint32Array;
@@ -42,15 +45,19 @@ class Growable {
 
 /**
  * Box masses of nodes whose out-weights are given grouped: node i owns
- * weights[groupOffsets[i] .. groupOffsets[i+1]).
+ * weights[e * stride] for e in [groupOffsets[i], groupOffsets[i+1]).
  */
-export function boxMassFromGroups(weights: Float64Array, groupOffsets: Uint32Array | Float64Array, p: BucketParams): BoxMass {
+export function boxMassFromGroups(weights: Float64Array, groupOffsets: Uint32Array, p: BucketParams, stride = 1): BoxMass {
   const nodes = groupOffsets.length - 1;
   const scale = bucketScale(p.decimals);
   const T = p.threshold;
+  const { lo, hi } = bucketRange(p);
+  // A narrow bucket range (the usual decimals 0-2) is counted per node in a reused dense
+  // array — linear in degree; a wide one falls back to sorting the node's buckets.
+  const dense = hi - lo + 1 <= DENSE_BUCKETS ? new Uint32Array(hi - lo + 1) : null;
   const offsets = new Uint32Array(nodes + 1);
   const kept = new Uint32Array(nodes);
-  const out = new Growable(weights.length >> 2);
+  const out = new Growable(groupOffsets[nodes] >> 2);
   let scratch = new Int32Array(64);
   let edges = 0;
   let skipped = 0;
@@ -59,7 +66,9 @@ export function boxMassFromGroups(weights: Float64Array, groupOffsets: Uint32Arr
     const e1 = groupOffsets[i + 1];
     if (e1 - e0 > scratch.length) scratch = new Int32Array(e1 - e0);
     let k = 0;
-    for (let e = e0; e < e1; e++) {
+    let min = hi;
+    let max = lo;
+    for (let e = e0 * stride; e < e1 * stride; e += stride) {
       const w = weights[e];
       if (w === 0) continue;
       if (!Number.isFinite(w)) {
@@ -68,15 +77,33 @@ export function boxMassFromGroups(weights: Float64Array, groupOffsets: Uint32Arr
       }
       edges++;
       const d = 1 / Math.abs(w);
-      if (d > 1 && d <= T) scratch[k++] = rint(d * scale);
+      if (d > 1 && d <= T) {
+        const b = rint(d * scale);
+        scratch[k++] = b;
+        if (b < min) min = b;
+        if (b > max) max = b;
+      }
     }
     kept[i] = k;
-    const sorted = scratch.subarray(0, k).sort();
-    let j = 0;
-    while (j < k) {
-      const b = sorted[j];
-      while (j < k && sorted[j] === b) j++;
-      out.push(b, j);
+    if (dense && k > 0) {
+      for (let j = 0; j < k; j++) dense[scratch[j] - lo]++;
+      let cum = 0;
+      for (let b = min - lo; b <= max - lo; b++) {
+        const c = dense[b];
+        if (c !== 0) {
+          cum += c;
+          dense[b] = 0;
+          out.push(b + lo, cum);
+        }
+      }
+    } else {
+      const sorted = scratch.subarray(0, k).sort();
+      let j = 0;
+      while (j < k) {
+        const b = sorted[j];
+        while (j < k && sorted[j] === b) j++;
+        out.push(b, j);
+      }
     }
     offsets[i + 1] = out.length;
   }

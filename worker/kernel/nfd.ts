@@ -7,9 +7,9 @@ const MIN_DISTANCES = 11;
 
 /**
  * Node fractal dimension (SPEC §3) of every node of a node-grouped weight list:
- * node i owns weights[offsets[i] .. offsets[i+1]).
+ * node i owns weights[e * stride] for e in [offsets[i], offsets[i+1]).
  */
-export function nodeFractalDimensions(weights: Float64Array, offsets: Uint32Array, p: NfdParams): Float64Array {
+export function nodeFractalDimensions(weights: Float64Array, offsets: Uint32Array, p: NfdParams, stride = 1): Float64Array {
   const nodes = offsets.length - 1;
   const out = new Float64Array(nodes);
   let d = new Float64Array(64);
@@ -24,7 +24,7 @@ export function nodeFractalDimensions(weights: Float64Array, offsets: Uint32Arra
       ys = new Float64Array(e1 - e0);
     }
     let k = 0;
-    for (let e = e0; e < e1; e++) {
+    for (let e = e0 * stride; e < e1 * stride; e += stride) {
       const w = weights[e];
       if (w === 0 || !Number.isFinite(w)) continue;
       const dist = 1 / Math.abs(w);

@@ -19,8 +19,8 @@ export const mfaCommand = {
     const params = mfaParams(o as never);
     const threads = threadsFrom(o.threads as string | undefined);
     const shards = o.shards === undefined ? threads * 2 : parseInteger('--shards', o.shards as string, 1);
-    const groups = groupBySource(await readEdges(path));
-    const { spectrum, stats } = await withBackend(ctx, threads, 'mfa', (b, l) => mfaOfGroups(groups, params, b, shards, l));
+    // The pool starts its threads now, while the edge list is read and grouped.
+    const { spectrum, stats } = await withBackend(ctx, threads, 'mfa', async (b, l) => mfaOfGroups(groupBySource(await readEdges(path)), params, b, shards, l));
     const { q, tau, alpha, f, alpha0, width, nodesSelected, radii, fit } = spectrum;
     if (o.json) ctx.out(json({ q, tau, alpha, f, alpha0, width, nodesSelected, radii, fit, stats }));
     else ctx.out(formatSpectrum(path, spectrum, stats));

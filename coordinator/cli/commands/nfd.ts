@@ -19,8 +19,8 @@ export const nfdCommand = {
     const params = { threshold: parseThreshold('--threshold', o.threshold as string), decimals: parseDecimals('--decimals', o.decimals as string) };
     const threads = threadsFrom(o.threads as string | undefined);
     const shards = o.shards === undefined ? threads * 2 : parseInteger('--shards', o.shards as string, 1);
-    const groups = groupBySource(await readEdges(path));
-    const { nodes, values } = await withBackend(ctx, threads, 'nfd', (b, l) => nfdOfGroups(groups, params, b, shards, l));
+    // The pool starts its threads now, while the edge list is read and grouped.
+    const { nodes, values } = await withBackend(ctx, threads, 'nfd', async (b, l) => nfdOfGroups(groupBySource(await readEdges(path)), params, b, shards, l));
     if (o.json) {
       ctx.out(json({ nodes, values }));
       return;
