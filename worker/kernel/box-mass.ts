@@ -41,6 +41,10 @@ class Growable {
     this.buckets[this.length] = b;
     this.cum[this.length++] = c;
   }
+  finish(offsets: Uint32Array, kept: Uint32Array, edges: number, skippedNonFinite: number): BoxMass {
+    const n = this.length;
+    return { nodes: kept.length, offsets, buckets: this.buckets.subarray(0, n), cum: this.cum.subarray(0, n), kept, edges, skippedNonFinite };
+  }
 }
 
 /**
@@ -107,15 +111,7 @@ export function boxMassFromGroups(weights: Float64Array, groupOffsets: Uint32Arr
     }
     offsets[i + 1] = out.length;
   }
-  return {
-    nodes,
-    offsets,
-    buckets: out.buckets.subarray(0, out.length),
-    cum: out.cum.subarray(0, out.length),
-    kept,
-    edges,
-    skippedNonFinite: skipped,
-  };
+  return out.finish(offsets, kept, edges, skipped);
 }
 
 /**
@@ -147,13 +143,5 @@ export function boxMassFromCodeHistogram(hist: Uint32Array | Uint16Array, nodes:
     kept[i] = cum;
     offsets[i + 1] = out.length;
   }
-  return {
-    nodes,
-    offsets,
-    buckets: out.buckets.subarray(0, out.length),
-    cum: out.cum.subarray(0, out.length),
-    kept,
-    edges,
-    skippedNonFinite: skipped,
-  };
+  return out.finish(offsets, kept, edges, skipped);
 }

@@ -7,8 +7,8 @@ export interface LineFit {
   stderr: number | null;
 }
 
-export function fitLine(x: ArrayLike<number>, y: ArrayLike<number>): LineFit {
-  const n = x.length;
+/** Means and centred sums of squares and products of the first n points. */
+function moments(x: ArrayLike<number>, y: ArrayLike<number>, n: number) {
   let mx = 0;
   let my = 0;
   for (let i = 0; i < n; i++) {
@@ -27,6 +27,12 @@ export function fitLine(x: ArrayLike<number>, y: ArrayLike<number>): LineFit {
     sxy += dx * dy;
     syy += dy * dy;
   }
+  return { mx, my, sxx, sxy, syy };
+}
+
+export function fitLine(x: ArrayLike<number>, y: ArrayLike<number>): LineFit {
+  const n = x.length;
+  const { mx, my, sxx, sxy, syy } = moments(x, y, n);
   const slope = sxx === 0 ? 0 : sxy / sxx;
   // A flat line (syy = 0, e.g. tau at q = 0) fits perfectly.
   const r2 = syy === 0 ? 1 : Math.min(1, (sxy * sxy) / (sxx * syy));
@@ -34,22 +40,8 @@ export function fitLine(x: ArrayLike<number>, y: ArrayLike<number>): LineFit {
   return { slope, intercept: my - slope * mx, r2, stderr };
 }
 
-/** Slope only, for hot per-node fits. */
+/** The slope through the first n points. */
 export function slopeOf(x: ArrayLike<number>, y: ArrayLike<number>, n: number): number {
-  let mx = 0;
-  let my = 0;
-  for (let i = 0; i < n; i++) {
-    mx += x[i];
-    my += y[i];
-  }
-  mx /= n;
-  my /= n;
-  let sxx = 0;
-  let sxy = 0;
-  for (let i = 0; i < n; i++) {
-    const dx = x[i] - mx;
-    sxx += dx * dx;
-    sxy += dx * (y[i] - my);
-  }
+  const { sxx, sxy } = moments(x, y, n);
   return sxx === 0 ? 0 : sxy / sxx;
 }

@@ -111,8 +111,9 @@ export function partitionSums(box: BoxMass, q: Float64Array, minNeighbors: numbe
 
   const indexOf = indexer(present);
   const step = uniformStep(q);
-  if (step !== null) accumulateGeometric(box, isSelected, indexOf, q[0], step, z, Q, P, sums, maxN);
-  else accumulateTabled(box, isSelected, indexOf, q, z, Q, P, sums, maxN);
+  const acc: Accumulation = { box, isSelected, indexOf, z, Q, P, sums, maxN };
+  if (step !== null) accumulateGeometric(acc, q[0], step);
+  else accumulateTabled(acc, q);
   for (let r = 1; r <= P; r++) {
     const row = r * Q;
     const before = row - Q;
@@ -124,6 +125,20 @@ export function partitionSums(box: BoxMass, q: Float64Array, minNeighbors: numbe
     for (let k = 0; k < z; k++) sums[row + k] += sums[after + k];
   }
   return { selected, present, sums };
+}
+
+/** What both accumulation strategies share: the shard, its layout of rows, the sums to fill. */
+interface Accumulation {
+  box: BoxMass;
+  isSelected: Uint8Array;
+  indexOf: (b: number) => number;
+  /** Columns [0, z) are q < 0, [z, Q) are q >= 0. */
+  z: number;
+  Q: number;
+  /** Present buckets: rows 0..P of `sums`. */
+  P: number;
+  sums: Float64Array;
+  maxN: number;
 }
 
 /** The spacing of an evenly spaced grid (to 1e-12), or null. */
@@ -139,18 +154,7 @@ function uniformStep(q: Float64Array): number | null {
  * x^(q0 + (k+1)dq) = x^(q0 + k dq) · x^dq, so each hit costs two table products and then
  * two multiplications per q — no loads of power tables in the inner loop.
  */
-function accumulateGeometric(
-  box: BoxMass,
-  isSelected: Uint8Array,
-  indexOf: (b: number) => number,
-  q0: number,
-  dq: number,
-  z: number,
-  Q: number,
-  P: number,
-  sums: Float64Array,
-  maxN: number,
-): void {
+function accumulateGeometric({ box, isSelected, indexOf, z, Q, P, sums, maxN }: Accumulation, q0: number, dq: number): void {
   const { pos: base0, neg: inv0 } = powerTable(Float64Array.of(q0), maxN);
   const { pos: pd, neg: md } = powerTable(Float64Array.of(dq), maxN);
   const top = P * Q;
@@ -185,17 +189,7 @@ function accumulateGeometric(
 }
 
 /** Any ascending grid: n^q and N^-q from tables, three loads per term. */
-function accumulateTabled(
-  box: BoxMass,
-  isSelected: Uint8Array,
-  indexOf: (b: number) => number,
-  q: Float64Array,
-  z: number,
-  Q: number,
-  P: number,
-  sums: Float64Array,
-  maxN: number,
-): void {
+function accumulateTabled({ box, isSelected, indexOf, z, Q, P, sums, maxN }: Accumulation, q: Float64Array): void {
   const { pos, neg } = powerTable(q, maxN);
   const top = P * Q;
   for (let i = 0; i < box.nodes; i++) {
