@@ -13,7 +13,13 @@ export class NeuromfaError extends Error {
     super(message, options);
     this.name = 'NeuromfaError';
   }
+  /**
+   * `x instanceof NeuromfaError` holds for any marked error, even one built by another copy
+   * of this module; a subclass keeps the ordinary prototype check, so `instanceof UsageError`
+   * stays specific.
+   */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    if (this !== NeuromfaError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[MARK] === true;
   }
 }

@@ -78,3 +78,15 @@ test('q grids and sample lists', (t) => {
   t.deepEqual(parseSamples('0-3,7,2'), [0, 1, 2, 3, 7]);
   t.throws(() => parseSamples('3-1'), { instanceOf: UsageError });
 });
+
+test('error classes: instanceof is specific, exit codes follow the class, wire round trip keeps the class', async (t) => {
+  const { InputError, SafetensorsFormatError, AnalysisError, NeuromfaError, exitCodeFor, toWireError, fromWireError } = await import('../proto/errors.js');
+  const input = new InputError('x');
+  t.false(input instanceof UsageError);
+  t.true(input instanceof NeuromfaError);
+  t.true(new SafetensorsFormatError('y') instanceof InputError);
+  t.deepEqual([new UsageError('u'), input, new AnalysisError('a'), new Error('e')].map(exitCodeFor), [2, 3, 3, 1]);
+  const back = fromWireError(toWireError(new SafetensorsFormatError('bad header')));
+  t.true(back instanceof SafetensorsFormatError);
+  t.is(back.message, 'bad header');
+});

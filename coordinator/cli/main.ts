@@ -22,8 +22,12 @@ export async function main(argv: string[], ctx: CliContext = defaultContext): Pr
     .description('Neuron-based Multifractal Analysis (NeuroMFA) of neural network checkpoints')
     .option('--debug', 'print stack traces on errors')
     .exitOverride()
-    .configureOutput({ writeOut: ctx.out, writeErr: ctx.err })
-    .showHelpAfterError('(run with --help for usage)');
+    .configureOutput({
+      writeOut: ctx.out,
+      writeErr: ctx.err,
+      // Parse errors too are one line: "neuromfa: unknown option '--x' (Did you mean …?) …".
+      outputError: (str, write) => write(`neuromfa: ${str.replace(/^error: /, '').trim().split(/\s*\n\s*/).join(' ')} (run with --help for usage)\n`),
+    });
   let failure: unknown;
   for (const spec of COMMANDS) {
     const cmd = program.command(spec.name).description(spec.summary).exitOverride();
