@@ -32,7 +32,15 @@ export interface MatrixPart {
 /** A shard's input: node-grouped weights (edge lists) or a column range of a model matrix. */
 export type ShardInput =
   | { kind: 'groups'; weights: Float64Array; stride: number; offsets: Uint32Array }
-  | { kind: 'matrix'; inputs: number; parts: MatrixPart[]; colStart: number; colEnd: number };
+  | {
+      kind: 'matrix';
+      inputs: number;
+      parts: MatrixPart[];
+      colStart: number;
+      colEnd: number;
+      /** The shard's bytes, block by block (worker/matrix-histogram.ts matrixBlocks), for workers without the model on disk. */
+      inline?: Uint8Array[];
+    };
 
 export type ShardTask =
   | { id: number; measure: 'mfa'; params: MfaParams; input: ShardInput }

@@ -81,3 +81,24 @@ test('a comma-list q grid equals the evenly spaced grid it spells out', async (t
   t.is(firstMismatch(at, even.spectrum.tau, 1e-12), -1);
   t.is(firstMismatch(uneven.spectrum.tau, expected.tau), -1, 'tabled path still meets the reference within 1e-9');
 });
+
+test('a matrix shard computed from shipped bytes equals the one read from disk, column slices included', async (t) => {
+  const { openModel } = await import('../coordinator/analysis/model-analysis.js');
+  const { matrixTasks } = await import('../coordinator/plan/shard-plan.js');
+  const { withInlineBytes } = await import('../coordinator/plan/ship-bytes.js');
+  const { ckpt, layout } = await openModel(join(conformanceDir, 'gptneox', 'neox-bf16-trained'), 32);
+  try {
+    // 4 KB shards cut every matrix into column ranges: strided reads of row slices.
+    const tasks = matrixTasks(layout.matrices, ckpt, params, 4096);
+    t.true(tasks.length > layout.matrices.length);
+    for (const task of tasks.slice(0, 12)) {
+      const fromDisk = await inProcess.run(task);
+      const shipped = await withInlineBytes(task);
+      t.true(shipped.input.kind === 'matrix' && shipped.input.inline!.length > 0);
+      const fromBytes = await inProcess.run(shipped);
+      t.deepEqual({ ...fromBytes, seconds: 0 }, { ...fromDisk, seconds: 0 });
+    }
+  } finally {
+    await ckpt.close();
+  }
+});

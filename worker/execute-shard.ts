@@ -3,7 +3,7 @@ import { boxMassFromCodeHistogram, boxMassFromGroups, type BoxMass } from './ker
 import { nodeFractalDimensions } from './kernel/nfd.js';
 import { partitionSums } from './kernel/partition-sums.js';
 import { matrixHistogram } from './matrix-histogram.js';
-import type { ByteSource } from './io/byte-source.js';
+import { FileByteSource, type ByteSource } from './io/byte-source.js';
 
 export interface ExecuteOptions {
   /** How a matrix shard opens a weight file; workers use it to confine paths. */
@@ -44,7 +44,8 @@ export async function executeShard(task: ShardTask, options: ExecuteOptions = {}
   if (input.kind === 'groups') {
     box = boxMassFromGroups(input.weights, input.offsets, task.params, input.stride);
   } else {
-    const { hist, bytesRead: read } = await matrixHistogram(input.parts, input.inputs, input.colStart, input.colEnd, task.params, options.open);
+    const from = input.inline ? { inline: input.inline } : { open: options.open ?? ((f: string) => FileByteSource.open(f)) };
+    const { hist, bytesRead: read } = await matrixHistogram(input.parts, input.inputs, input.colStart, input.colEnd, task.params, from);
     bytesRead = read;
     box = boxMassFromCodeHistogram(hist, input.colEnd - input.colStart, task.params);
   }

@@ -44,22 +44,70 @@ function coderFor(dtype: MatrixPart['dtype'], p: MfaParams): Coder {
   };
 }
 
-/** Reads rows [r0, r1) of a row-major [rows, width] tensor, only columns [c0, c1). */
-async function readBlock(src: ByteSource, part: MatrixPart, width: number, r0: number, r1: number, c0: number, c1: number): Promise<Uint8Array> {
-  const eb = BYTES[part.dtype];
-  const rowBytes = width * eb;
-  if (c0 === 0 && c1 === width) return src.read(part.dataStart + r0 * rowBytes, part.dataStart + r1 * rowBytes);
-  // A column slice of a row-major matrix: one range per row, never the whole rows.
-  const sliceBytes = (c1 - c0) * eb;
-  const out = new Uint8Array((r1 - r0) * sliceBytes);
-  const reads: Promise<void>[] = [];
-  for (let r = r0; r < r1; r++) {
-    const start = part.dataStart + r * rowBytes + c0 * eb;
-    reads.push(src.read(start, start + sliceBytes).then((b) => out.set(b, (r - r0) * sliceBytes)));
+/**
+ * One block of a matrix shard: rows [r0, r1) of part `part`, stored as `count` byte runs of
+ * `sliceBytes` starting at `start`, `rowStride` apart (one run when the rows are whole).
+ * The worker reads exactly these bytes; `--ship-bytes` sends exactly these bytes.
+ */
+export interface MatrixBlock {
+  part: number;
+  r0: number;
+  r1: number;
+  start: number;
+  rowStride: number;
+  sliceBytes: number;
+  count: number;
+}
+
+/** The blocks of nodes [colStart, colEnd) of a stacked matrix, in reading order. */
+export function matrixBlocks(parts: readonly MatrixPart[], inputs: number, colStart: number, colEnd: number): MatrixBlock[] {
+  const blocks: MatrixBlock[] = [];
+  parts.forEach((part, index) => {
+    const eb = BYTES[part.dtype];
+    if (part.transposed) {
+      // Tensor [inputs, rows]: node c is the contiguous row c.
+      const rowBytes = part.rows * eb;
+      const perBlock = Math.max(1, Math.floor(BLOCK_BYTES / rowBytes));
+      for (let r0 = colStart; r0 < colEnd; r0 += perBlock) {
+        const r1 = Math.min(colEnd, r0 + perBlock);
+        blocks.push({ part: index, r0, r1, start: part.dataStart + r0 * rowBytes, rowStride: (r1 - r0) * rowBytes, sliceBytes: (r1 - r0) * rowBytes, count: 1 });
+      }
+    } else {
+      // Tensor [rows, inputs]: node c is column c of every row; a column range of a row-major
+      // matrix is one slice per row, never the whole rows.
+      const rowBytes = inputs * eb;
+      const sliceBytes = (colEnd - colStart) * eb;
+      const whole = sliceBytes === rowBytes;
+      const perBlock = Math.max(1, Math.floor(BLOCK_BYTES / sliceBytes));
+      for (let r0 = 0; r0 < part.rows; r0 += perBlock) {
+        const r1 = Math.min(part.rows, r0 + perBlock);
+        const start = part.dataStart + r0 * rowBytes + colStart * eb;
+        blocks.push(
+          whole
+            ? { part: index, r0, r1, start, rowStride: (r1 - r0) * rowBytes, sliceBytes: (r1 - r0) * rowBytes, count: 1 }
+            : { part: index, r0, r1, start, rowStride: rowBytes, sliceBytes, count: r1 - r0 },
+        );
+      }
+    }
+  });
+  return blocks;
+}
+
+/** The bytes of one block, runs concatenated. */
+export async function readBlock(src: ByteSource, b: MatrixBlock): Promise<Uint8Array> {
+  if (b.count === 1) return src.read(b.start, b.start + b.sliceBytes);
+  const out = new Uint8Array(b.count * b.sliceBytes);
+  const reads: Promise<unknown>[] = [];
+  for (let k = 0; k < b.count; k++) {
+    const start = b.start + k * b.rowStride;
+    reads.push(src.read(start, start + b.sliceBytes, out.subarray(k * b.sliceBytes, (k + 1) * b.sliceBytes)));
   }
   await Promise.all(reads);
   return out;
 }
+
+/** Where a matrix shard's bytes come from: files opened by path, or bytes shipped with the task. */
+export type BlockBytes = { open: (file: string) => Promise<ByteSource> } | { inline: Uint8Array[] };
 
 /**
  * The dense code histogram of nodes [colStart, colEnd) of a stacked matrix: node c's
@@ -72,41 +120,29 @@ export async function matrixHistogram(
   colStart: number,
   colEnd: number,
   p: MfaParams,
-  open: (file: string) => Promise<ByteSource> = (f) => FileByteSource.open(f),
+  from: BlockBytes = { open: (f) => FileByteSource.open(f) },
 ): Promise<{ hist: Uint32Array; bytesRead: number }> {
   const { lo, hi } = bucketRange(p);
   const nc = CODE_FIRST_BUCKET + hi - lo + 1;
-  const nodes = colEnd - colStart;
-  const hist = new Uint32Array(nodes * nc);
+  const hist = new Uint32Array((colEnd - colStart) * nc);
+  const blocks = matrixBlocks(parts, inputs, colStart, colEnd);
+  const coders = parts.map((part) => coderFor(part.dtype, p));
   let bytesRead = 0;
   const sources = new Map<string, ByteSource>();
   try {
-    for (const part of parts) {
-      let src = sources.get(part.file);
-      if (!src) {
-        src = await open(part.file);
-        sources.set(part.file, src);
-      }
-      const code = coderFor(part.dtype, p);
-      const eb = BYTES[part.dtype];
-      if (part.transposed) {
-        // Tensor [inputs, rows]: node c is the contiguous row c.
-        const perBlock = Math.max(1, Math.floor(BLOCK_BYTES / (part.rows * eb)));
-        for (let r0 = colStart; r0 < colEnd; r0 += perBlock) {
-          const r1 = Math.min(colEnd, r0 + perBlock);
-          const raw = await readBlock(src, part, part.rows, r0, r1, 0, part.rows);
-          code(raw, r1 - r0, part.rows, false, r0 - colStart, hist, nc);
-        }
+    for (const [k, b] of blocks.entries()) {
+      const part = parts[b.part];
+      let raw: Uint8Array;
+      if ('inline' in from) {
+        raw = from.inline[k];
+        bytesRead += raw.length;
       } else {
-        // Tensor [rows, inputs]: node c is column c of every row.
-        const width = colEnd - colStart;
-        const perBlock = Math.max(1, Math.floor(BLOCK_BYTES / (width * eb)));
-        for (let r0 = 0; r0 < part.rows; r0 += perBlock) {
-          const r1 = Math.min(part.rows, r0 + perBlock);
-          const raw = await readBlock(src, part, inputs, r0, r1, colStart, colEnd);
-          code(raw, r1 - r0, width, true, 0, hist, nc);
-        }
+        let src = sources.get(part.file);
+        if (!src) sources.set(part.file, (src = await from.open(part.file)));
+        raw = await readBlock(src, b);
       }
+      if (part.transposed) coders[b.part](raw, b.r1 - b.r0, part.rows, false, b.r0 - colStart, hist, nc);
+      else coders[b.part](raw, b.r1 - b.r0, colEnd - colStart, true, 0, hist, nc);
     }
   } finally {
     for (const s of sources.values()) {
