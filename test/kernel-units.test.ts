@@ -90,3 +90,27 @@ test('error classes: instanceof is specific, exit codes follow the class, wire r
   t.true(back instanceof SafetensorsFormatError);
   t.is(back.message, 'bad header');
 });
+
+test('emergence filters 0-3 and E with the initial checkpoint first', async (t) => {
+  const { keepSample, emergenceCurve } = await import('../coordinator/analysis/emergence.js');
+  const flat = { f: [-0.2, 0, -0.1], alpha: [1.2, 1.0, 0.9] };
+  const fPos = { f: [-0.2, 0.05, -0.1], alpha: [1.2, 1.0, 0.9] };
+  const rising = { f: [-0.2, 0, -0.1], alpha: [1.0, 1.02, 0.9] };
+  t.deepEqual([0, 1, 2, 3].map((m) => [flat, fPos, rising].map((s) => keepSample(s, m as 0 | 1 | 2 | 3))), [
+    [true, true, true],
+    [true, false, true],
+    [true, true, false],
+    [true, false, false],
+  ]);
+  const sample = (sample: number, alpha0: number, width: number, f = flat.f) => ({ sample, alpha0, width, f, alpha: flat.alpha }) as never;
+  const curve = emergenceCurve(
+    [
+      { label: 'a', model: 'a', samples: [sample(0, 1.5, 0.6), sample(1, 1.3, 0.4)] },
+      { label: 'b', model: 'b', samples: [sample(0, 1.2, 0.5), sample(1, 1.0, 0.7, fPos.f)] },
+    ],
+    1,
+  );
+  t.is(curve[0].E, 0);
+  t.deepEqual(curve[1].alpha0.samples, [0]);
+  t.true(Math.abs(curve[1].E! - (0.5 / 0.5) * Math.log(1.4 / 1.2)) < 1e-15);
+});
