@@ -162,16 +162,7 @@ test('missing path', async (t) => {
 
 test('directory without weights', async (t) => {
   const dir = await dirWith({ 'config.json': CONFIG });
-  await inputError(t, dir, `${dir}: no model.safetensors or model.safetensors.index.json in this directory`);
-});
-
-test('PyTorch .bin checkpoints are not supported yet', async (t) => {
-  const dir = hfFixture('gpt-neox-bin');
-  await inputError(t, dir, `${dir}: only a PyTorch .bin checkpoint (pytorch_model.bin) is here; .bin checkpoints are not supported yet`);
-  const sharded = hfFixture('gpt-neox-bin-sharded-f16');
-  await inputError(t, sharded, `${sharded}: only a PyTorch .bin checkpoint (pytorch_model.bin.index.json) is here; .bin checkpoints are not supported yet`);
-  const file = join(dir, 'pytorch_model.bin');
-  await inputError(t, file, `${file}: PyTorch .bin checkpoints are not supported yet; use safetensors`);
+  await inputError(t, dir, `${dir}: no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json in this directory`);
 });
 
 test('config.json missing or invalid', async (t) => {

@@ -187,7 +187,8 @@ test('analyze --samples 0-1 --json --out: per-sample values, mean/std, stats and
   t.true(st.seconds > 0 && st.seconds < 60);
   t.is(st.skippedNonFinite, 0);
 
-  t.deepEqual(readdirSync(out).sort(), ['report.json', 'spectrum.svg', 'tau.svg']);
+  // shards/ is the resume journal: finished shards, kept as they arrive.
+  t.deepEqual(readdirSync(out).sort(), ['report.json', 'shards', 'spectrum.svg', 'tau.svg']);
   const saved = readJson(join(out, 'report.json'));
   t.is(saved.layout, 'gpt-neox');
   t.deepEqual(saved.samples, r.samples, 'report.json holds what --json printed');

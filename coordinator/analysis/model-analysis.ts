@@ -1,4 +1,5 @@
-import type { MfaParams, MfaShardResult } from '../../proto/shard.js';
+import { resolve } from 'node:path';
+import type { MfaParams, MfaShardResult, ShardTask } from '../../proto/shard.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
 import { openCheckpoint, type Checkpoint } from '../../worker/io/checkpoint.js';
 import { elementReader } from '../../worker/io/dtype.js';
@@ -9,6 +10,7 @@ import { checkLayerSample, drawPlan, type SamplePlan } from '../nin/sample-plan.
 import { neededRows, sampledEdges, type RowLookup } from '../nin/sampled-edges.js';
 import { groupBySource } from '../plan/edge-groups.js';
 import { groupRanges, groupTasks, matrixTasks } from '../plan/shard-plan.js';
+import { RunJournal, runFingerprint } from '../run/journal.js';
 import { runShards, type RunListener } from '../run/run-shards.js';
 import { statsOf } from './edge-analysis.js';
 import { mergePartials } from './merge.js';
@@ -23,6 +25,8 @@ export interface AnalyzeOptions {
   shardsPerSample: number;
   /** Upper bound on the weight bytes of one full-NIN shard. */
   shardBytes: number;
+  /** Persist finished shards under this directory (and with `resume`, reuse the ones there). */
+  journal?: { dir: string; resume: boolean };
 }
 
 export interface SampleResult extends Spectrum {
@@ -40,7 +44,7 @@ export interface AnalyzeReport {
   mean: { alpha0: number; width: number };
   /** Population standard deviation (NumPy's np.std) over samples. */
   std: { alpha0: number; width: number };
-  stats: { edges: number; bytesRead: number; fileBytes: number; seconds: number; skippedNonFinite: number; shards: number };
+  stats: { edges: number; bytesRead: number; fileBytes: number; seconds: number; skippedNonFinite: number; shards: number; resumedShards: number };
   notes: string[];
 }
 
@@ -74,6 +78,13 @@ async function readSampledRows(ckpt: Checkpoint, layout: Layout, plans: SamplePl
   return (t, r) => rows.get(t)!.get(r)!;
 }
 
+/** The resume journal of this run, when asked for; its identity covers the model files and the plan. */
+async function openJournal(path: string, opts: AnalyzeOptions, tasks: readonly ShardTask[]): Promise<RunJournal | undefined> {
+  if (!opts.journal) return undefined;
+  const description = { model: resolve(path), samples: opts.samples, layerSample: opts.layerSample, params: opts.params };
+  return RunJournal.open(opts.journal.dir, runFingerprint(description, tasks), opts.journal.resume);
+}
+
 export async function openModel(path: string, layerSample: number): Promise<{ ckpt: Checkpoint; layout: Layout }> {
   const ckpt = await openCheckpoint(path);
   try {
@@ -103,13 +114,15 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
   const { ckpt, layout } = await openModel(path, opts.layerSample);
   try {
     const notes: string[] = [];
+    let journal: RunJournal | undefined;
     const perSample: Array<{ sample: number | 'full'; results: MfaShardResult[] }> = [];
     let bytesRead = 0;
     if (opts.samples === 'full') {
       const tasks = matrixTasks(layout.matrices, ckpt, opts.params, opts.shardBytes);
       const edges = layout.matrices.reduce((a, m) => a + m.inputs * m.outputs, 0);
       listener?.({ type: 'planned', shards: tasks.length, edges });
-      const results = (await runShards(tasks, backend, listener)) as MfaShardResult[];
+      journal = await openJournal(path, opts, tasks);
+      const results = (await runShards(tasks, backend, listener, journal)) as MfaShardResult[];
       for (const r of results) bytesRead += r.bytesRead;
       perSample.push({ sample: 'full', results });
       notes.push('full NIN: every neuron of every layout matrix; the distance-1 pass-through edges are omitted (the (1, T] filter never keeps them)');
@@ -120,7 +133,8 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
       const groups = plans.map((plan) => groupBySource(edgesFromRows(sampledEdges(layout, plan, rowOf))));
       const tasksPer = groups.map((g, k) => groupTasks(g, groupRanges(g, opts.shardsPerSample), 'mfa', opts.params, k * opts.shardsPerSample));
       listener?.({ type: 'planned', shards: tasksPer.reduce((a, t) => a + t.length, 0), edges: groups.reduce((a, g) => a + g.offsets[g.nodes.length], 0) });
-      const all = (await runShards(tasksPer.flat(), backend, listener)) as MfaShardResult[];
+      journal = await openJournal(path, opts, tasksPer.flat());
+      const all = (await runShards(tasksPer.flat(), backend, listener, journal)) as MfaShardResult[];
       let at = 0;
       plans.forEach((plan, k) => {
         perSample.push({ sample: plan.sample, results: all.slice(at, at + tasksPer[k].length) });
@@ -149,6 +163,7 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
         seconds: (performance.now() - started) / 1000,
         skippedNonFinite: run.skippedNonFinite,
         shards: run.shards,
+        resumedShards: journal?.resumed ?? 0,
       },
       notes,
     };

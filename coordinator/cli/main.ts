@@ -8,8 +8,9 @@ import { emergenceCommand } from './commands/emergence.js';
 import { mfaCommand } from './commands/mfa.js';
 import { nfdCommand } from './commands/nfd.js';
 import { ninCommand } from './commands/nin.js';
+import { workerCommand } from './commands/worker.js';
 
-const COMMANDS: CommandSpec[] = [mfaCommand, nfdCommand, ninCommand, analyzeCommand, emergenceCommand, demoCommand];
+const COMMANDS: CommandSpec[] = [mfaCommand, nfdCommand, ninCommand, analyzeCommand, emergenceCommand, demoCommand, workerCommand];
 
 /**
  * The CLI boundary: flags are parsed and validated here, and every error becomes one line

@@ -1,26 +1,42 @@
 import type { ShardResult, ShardTask } from '../../proto/shard.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
+import type { RunJournal } from './journal.js';
 
 /** What a run reports as it goes; the progress bar and --json summaries read these. */
 export type RunEvent =
   | { type: 'planned'; shards: number; edges: number }
   | { type: 'shard-started'; id: number }
-  | { type: 'shard-done'; id: number; result: ShardResult };
+  | { type: 'shard-done'; id: number; result: ShardResult; resumed: boolean }
+  | { type: 'retry'; id: number; worker: string; attempt: number; reason: string }
+  | { type: 'worker-lost'; worker: string; reason: string; live: number };
 
 export type RunListener = (event: RunEvent) => void;
 
-/** Runs every task on the backend; results come back in task order whatever the finish order. */
-export async function runShards(tasks: readonly ShardTask[], backend: ShardBackend, listener?: RunListener): Promise<ShardResult[]> {
+/**
+ * Runs every task on the backend; results come back in task order whatever the finish order.
+ * With a journal, shards it already holds are not run again and each new result is stored
+ * before it counts as done.
+ */
+export async function runShards(tasks: readonly ShardTask[], backend: ShardBackend, listener?: RunListener, journal?: RunJournal): Promise<ShardResult[]> {
   const results = new Array<ShardResult>(tasks.length);
+  tasks.forEach((task, at) => {
+    const kept = journal?.get(task.id);
+    if (kept) {
+      results[at] = kept;
+      listener?.({ type: 'shard-done', id: task.id, result: kept, resumed: true });
+    }
+  });
   let next = 0;
   const lane = async () => {
     while (next < tasks.length) {
       const at = next++;
+      if (results[at]) continue;
       const task = tasks[at];
       listener?.({ type: 'shard-started', id: task.id });
       const result = await backend.run(task);
+      await journal?.save(result);
       results[at] = result;
-      listener?.({ type: 'shard-done', id: task.id, result });
+      listener?.({ type: 'shard-done', id: task.id, result, resumed: false });
     }
   };
   // Feed a little more than the backend's width so threads never wait on the coordinator.

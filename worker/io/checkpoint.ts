@@ -1,28 +1,60 @@
 import { readFile, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, join, win32 } from 'node:path';
+import { basename, dirname, isAbsolute, join, win32 } from 'node:path';
 import { InputError } from '../../proto/errors.js';
 import { FileByteSource, type ByteSource } from './byte-source.js';
+import type { HubOptions } from './hub/options.js';
 import { readSafetensorsHeader, type TensorInfo } from './safetensors.js';
+import { readTorchBin } from './torch-bin.js';
 
 /**
  * A Hugging Face checkpoint as `transformers.save_pretrained` writes it: config.json beside
- * model.safetensors, or beside model.safetensors.index.json and its shards. Only headers are
- * read here; tensor bytes are read later, row by row, through each TensorInfo's source.
+ * model.safetensors, model.safetensors.index.json and its shards, or the PyTorch
+ * pytorch_model.bin / pytorch_model.bin.index.json equivalents. Only headers (and a .bin's
+ * zip directory and data.pkl) are read here; tensor bytes are read later, row by row,
+ * through each TensorInfo's source. The folder may be local or a hub revision (hub/).
  */
 export interface Checkpoint {
   path: string;
   config: Record<string, unknown>;
   tensors: Map<string, TensorInfo>;
-  /** The safetensors files, in the order opened. */
+  /** The weight files, in the order opened. */
   files: string[];
   /** Total size of those files, the denominator of the bytes-read fraction. */
   fileBytes: number;
   bytesRead(): number;
   close(): Promise<void>;
+  /** Hub checkpoints: the commit the revision resolved to. */
+  commit?: string;
+  /** Hub checkpoints: sha256 of each weight file, by file name in the repository. */
+  sha256?: Record<string, string>;
+  /** Hub checkpoints: HTTP requests made so far (live counters). */
+  stats?: { requests: number; bytesFetched: number };
 }
 
-const SINGLE = 'model.safetensors';
-const INDEX = 'model.safetensors.index.json';
+/** Weight files in order of preference (as the hub issue and transformers choose them). */
+export const WEIGHT_FILES = ['model.safetensors', 'model.safetensors.index.json', 'pytorch_model.bin', 'pytorch_model.bin.index.json'] as const;
+
+/** The weights of a checkpoint folder: one file, or an index naming shards (names in the folder). */
+export interface WeightFiles {
+  single?: string;
+  index?: string;
+}
+
+/** Where a checkpoint's files are read from: a local folder or a hub revision. */
+export interface CheckpointStore {
+  /** How `file` is named in messages and in Checkpoint.files. */
+  where(file: string): string;
+  /** Parsed JSON of `file`; `missing` completes the message when it does not exist. */
+  readJson(file: string, missing: string): Promise<unknown>;
+  open(file: string): Promise<ByteSource>;
+}
+
+export interface OpenCheckpointOptions {
+  /** For `hf://OWNER/NAME[@REV]` paths; unset fields come from the environment. */
+  hub?: HubOptions;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 async function kind(path: string): Promise<'file' | 'dir' | undefined> {
   try {
@@ -35,87 +67,116 @@ async function kind(path: string): Promise<'file' | 'dir' | undefined> {
   }
 }
 
-async function readJson(path: string, missing: string): Promise<unknown> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new InputError(`${path}: ${code === 'ENOENT' ? missing : (err as Error).message}`, { cause: err });
-  }
+/** Parses JSON text read from `where`, with the file named in the message. */
+export function parseJson(text: string, where: string): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new InputError(`${path}: not valid JSON (${(err as Error).message})`, { cause: err });
+    throw new InputError(`${where}: not valid JSON (${(err as Error).message})`, { cause: err });
   }
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /** Shard names come from a downloaded file: never let one point outside the checkpoint folder. */
-function isSafeShardName(name: string): boolean {
+export function isSafeShardName(name: string): boolean {
   return name !== '' && !isAbsolute(name) && !win32.isAbsolute(name) && !/[/\\]/.test(name) && !name.includes('..');
 }
 
+/** A local folder; `given` keeps the path exactly as the user typed it for a file argument. */
+class LocalStore implements CheckpointStore {
+  constructor(
+    private readonly dir: string,
+    private readonly given?: { file: string; path: string },
+  ) {}
+  where(file: string): string {
+    return this.given?.file === file ? this.given.path : join(this.dir, file);
+  }
+  async readJson(file: string, missing: string): Promise<unknown> {
+    const path = this.where(file);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new InputError(`${path}: ${code === 'ENOENT' ? missing : (err as Error).message}`, { cause: err });
+    }
+    return parseJson(text, path);
+  }
+  open(file: string): Promise<ByteSource> {
+    return FileByteSource.open(this.where(file));
+  }
+}
+
 /** Where the weights are: one file, or an index naming shards. */
-async function locate(path: string): Promise<{ dir: string; single?: string; index?: string }> {
+async function locate(path: string): Promise<{ store: LocalStore; weights: WeightFiles }> {
   const k = await kind(path);
   if (k === undefined) throw new InputError(`${path}: no such file or directory`);
   if (k === 'file') {
-    if (path.endsWith('.bin')) throw new InputError(`${path}: PyTorch .bin checkpoints are not supported yet; use safetensors`);
-    return path.endsWith('.index.json') ? { dir: dirname(path), index: path } : { dir: dirname(path), single: path };
+    const file = basename(path);
+    const store = new LocalStore(dirname(path), { file, path });
+    return { store, weights: file.endsWith('.index.json') ? { index: file } : { single: file } };
   }
-  if ((await kind(join(path, SINGLE))) === 'file') return { dir: path, single: join(path, SINGLE) };
-  if ((await kind(join(path, INDEX))) === 'file') return { dir: path, index: join(path, INDEX) };
-  for (const bin of ['pytorch_model.bin', 'pytorch_model.bin.index.json']) {
-    if ((await kind(join(path, bin))) === 'file') {
-      throw new InputError(`${path}: only a PyTorch .bin checkpoint (${bin}) is here; .bin checkpoints are not supported yet`);
-    }
+  const store = new LocalStore(path);
+  for (const file of WEIGHT_FILES) {
+    if ((await kind(join(path, file))) === 'file') return { store, weights: chooseWeights(file) };
   }
-  throw new InputError(`${path}: no ${SINGLE} or ${INDEX} in this directory`);
+  throw new InputError(`${path}: no ${WEIGHT_FILES.slice(0, -1).join(', ')} or ${WEIGHT_FILES[WEIGHT_FILES.length - 1]} in this directory`);
 }
 
+export const chooseWeights = (file: string): WeightFiles => (file.endsWith('.index.json') ? { index: file } : { single: file });
+
 /** weight_map: tensor name → shard file name, validated before any shard is opened. */
-async function readWeightMap(index: string): Promise<Map<string, string>> {
-  const json = await readJson(index, 'no such file');
+async function readWeightMap(store: CheckpointStore, index: string): Promise<Map<string, string>> {
+  const json = await store.readJson(index, 'no such file');
   const wm = isObject(json) ? json.weight_map : undefined;
-  if (!isObject(wm)) throw new InputError(`${index}: no "weight_map" object`);
+  if (!isObject(wm)) throw new InputError(`${store.where(index)}: no "weight_map" object`);
   const out = new Map<string, string>();
   for (const [tensor, shard] of Object.entries(wm)) {
     if (typeof shard !== 'string' || !isSafeShardName(shard)) {
-      throw new InputError(`${index}: unsafe shard file name ${JSON.stringify(shard)} for tensor ${tensor}`);
+      throw new InputError(`${store.where(index)}: unsafe shard file name ${JSON.stringify(shard)} for tensor ${tensor}`);
     }
     out.set(tensor, shard);
   }
   return out;
 }
 
-export async function openCheckpoint(path: string): Promise<Checkpoint> {
-  const where = await locate(path);
-  const configPath = join(where.dir, 'config.json');
-  const config = await readJson(configPath, 'missing (needed to choose the NIN layout)');
-  if (!isObject(config)) throw new InputError(`${configPath}: not a JSON object`);
-  const weightMap = where.index ? await readWeightMap(where.index) : undefined;
+/** The shard files an index names, sorted (the order they are opened in). */
+export async function shardFiles(store: CheckpointStore, index: string): Promise<string[]> {
+  return [...new Set((await readWeightMap(store, index)).values())].sort();
+}
 
+/** The tensors of one weight file, by its format (a torch.save zip or safetensors). */
+export async function readWeightFile(file: string, source: ByteSource): Promise<Map<string, TensorInfo>> {
+  return file.endsWith('.bin') ? readTorchBin(source) : (await readSafetensorsHeader(source)).tensors;
+}
+
+export async function readConfig(store: CheckpointStore): Promise<Record<string, unknown>> {
+  const config = await store.readJson('config.json', 'missing (needed to choose the NIN layout)');
+  if (!isObject(config)) throw new InputError(`${store.where('config.json')}: not a JSON object`);
+  return config;
+}
+
+/** Opens the weight files of `store` and builds the Checkpoint; closes what it opened on failure. */
+export async function assembleCheckpoint(path: string, store: CheckpointStore, weights: WeightFiles, config: Record<string, unknown>): Promise<Checkpoint> {
+  const weightMap = weights.index ? await readWeightMap(store, weights.index) : undefined;
   const sources: ByteSource[] = [];
   try {
     const tensors = new Map<string, TensorInfo>();
-    if (where.single) {
-      const src = await FileByteSource.open(where.single);
+    if (weights.single) {
+      const src = await store.open(weights.single);
       sources.push(src);
-      for (const [name, t] of (await readSafetensorsHeader(src)).tensors) tensors.set(name, t);
+      for (const [name, t] of await readWeightFile(weights.single, src)) tensors.set(name, t);
     } else {
       // Each shard opened once, in sorted order so files[] is stable across runs.
       const shards = new Map<string, Map<string, TensorInfo>>();
       for (const shard of [...new Set(weightMap!.values())].sort()) {
-        const src = await FileByteSource.open(join(where.dir, shard));
+        const src = await store.open(shard);
         sources.push(src);
-        shards.set(shard, (await readSafetensorsHeader(src)).tensors);
+        shards.set(shard, await readWeightFile(shard, src));
       }
       // The weight_map is authoritative (as in transformers); shard tensors it omits are ignored.
       for (const [name, shard] of weightMap!) {
         const t = shards.get(shard)!.get(name);
-        if (!t) throw new InputError(`${where.index}: tensor ${name} is mapped to ${shard}, but ${shard} does not contain it`);
+        if (!t) throw new InputError(`${store.where(weights.index!)}: tensor ${name} is mapped to ${shard}, but ${shard} does not contain it`);
         tensors.set(name, t);
       }
     }
@@ -134,4 +195,15 @@ export async function openCheckpoint(path: string): Promise<Checkpoint> {
     await Promise.allSettled(sources.map((s) => s.close()));
     throw err;
   }
+}
+
+export async function openCheckpoint(path: string, opts: OpenCheckpointOptions = {}): Promise<Checkpoint> {
+  if (path.startsWith('hf://')) {
+    // Loaded on demand: local runs never pay for the HTTP client.
+    const { openHubCheckpoint } = await import('./hub/open-hub-checkpoint.js');
+    return openHubCheckpoint(path, opts.hub ?? {});
+  }
+  const { store, weights } = await locate(path);
+  const config = await readConfig(store);
+  return assembleCheckpoint(path, store, weights, config);
 }

@@ -12,10 +12,32 @@ export interface TensorInfo {
   name: string;
   dtype: string;
   shape: number[];
-  /** ABSOLUTE byte offsets in the file: 8 + headerLen + data_offsets[0|1]. */
+  /**
+   * ABSOLUTE byte offsets in the file: 8 + headerLen + data_offsets[0|1]. For a strided
+   * tensor `start` is element [0, 0, ...] and [start, end) the bytes its elements span.
+   */
   start: number;
   end: number;
   source: ByteSource;
+  /**
+   * Element strides, only for tensors that are not C-contiguous (a torch view or transpose
+   * saved in a .bin). Absent means row-major contiguous, which is all safetensors can hold,
+   * so code that reads [start, end) as row-major stays right wherever this is absent.
+   */
+  strides?: number[];
+}
+
+/** True when the elements lie row-major in [start, end) (always, without strides). */
+export function isContiguous(t: Pick<TensorInfo, 'shape' | 'strides'>): boolean {
+  if (!t.strides) return true;
+  let expect = 1;
+  for (let d = t.shape.length - 1; d >= 0; d--) {
+    // A dimension of size 1 (or any zero-size tensor) never steps, whatever its stride.
+    if (t.shape[d] === 0) return true;
+    if (t.shape[d] !== 1 && t.strides[d] !== expect) return false;
+    expect *= t.shape[d];
+  }
+  return true;
 }
 
 export interface SafetensorsFile {
@@ -148,47 +170,119 @@ function checkRow(t: TensorInfo, r: number, allowEnd: boolean): void {
   }
 }
 
-/** Raw bytes of rows [rowStart, rowEnd) in one range read. */
+/** Raw bytes of rows [rowStart, rowEnd), row-major; one range read unless strided. */
 export async function readRows(t: TensorInfo, rowStart: number, rowEnd: number): Promise<Uint8Array> {
   const rowBytes = rowBytesOf(t);
   checkRow(t, rowStart, true);
   checkRow(t, rowEnd, true);
   if (rowStart > rowEnd) throw new RangeError(`tensor ${t.name}: rows [${rowStart}, ${rowEnd}) run backwards`);
+  if (!isContiguous(t)) {
+    const rows = Array.from({ length: rowEnd - rowStart }, (_, k) => rowStart + k);
+    const got = await readStridedRows(t, rows);
+    const out = new Uint8Array(rows.length * rowBytes);
+    rows.forEach((r, k) => out.set(got.get(r)!, k * rowBytes));
+    return out;
+  }
   return t.source.read(t.start + rowStart * rowBytes, t.start + rowEnd * rowBytes);
 }
 
 /** Concurrent range reads per readRowList call. */
 const READS_IN_FLIGHT = 16;
 
-/**
- * Raw bytes of each distinct listed row. Adjacent rows are read as one range, and no row
- * is read twice, so bytesRead = distinct rows × row bytes (the ≤3% sampling budget).
- * Rows of one run share one buffer (subarray views): copy before mutating.
- */
-export async function readRowList(t: TensorInfo, rows: ArrayLike<number>): Promise<Map<number, Uint8Array>> {
-  const rowBytes = rowBytesOf(t);
-  for (let i = 0; i < rows.length; i++) checkRow(t, rows[i], false);
-  const sorted = Float64Array.from(new Set(Array.from(rows))).sort();
-  const runs: Array<[number, number]> = [];
-  for (let i = 0; i < sorted.length; ) {
-    let j = i + 1;
-    while (j < sorted.length && sorted[j] === sorted[j - 1] + 1) j++;
-    runs.push([i, j]);
-    i = j;
-  }
-  const out = new Map<number, Uint8Array>();
+/** Runs `read(k)` for k in [0, n), at most READS_IN_FLIGHT at a time. */
+async function inLanes(n: number, read: (k: number) => Promise<void>): Promise<void> {
   // A bounded number of runs in flight: one awaited read at a time leaves the disk (or an
   // HTTP source) idle between requests; unbounded would flood it.
   let next = 0;
   const lane = async () => {
-    while (next < runs.length) {
-      const [i, j] = runs[next++];
-      const first = sorted[i];
-      const bytes = await t.source.read(t.start + first * rowBytes, t.start + (first + j - i) * rowBytes);
-      for (let k = i; k < j; k++) out.set(sorted[k], bytes.subarray((k - i) * rowBytes, (k - i + 1) * rowBytes));
-    }
+    while (next < n) await read(next++);
   };
-  await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, runs.length) }, lane));
+  await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, n) }, lane));
+}
+
+const distinctSorted = (rows: ArrayLike<number>) => Float64Array.from(new Set(Array.from(rows))).sort();
+
+/**
+ * Sources where a request costs more than the bytes between two wanted rows (HTTP: a
+ * round trip is worth ~1 MB at CDN speeds) say how many unwanted bytes they would rather
+ * read than split a request. Local files leave it unset: 0, adjacent rows only.
+ */
+export interface CoalescingHint {
+  readonly coalesceGapBytes?: number;
+}
+const gapOf = (s: ByteSource) => Math.max(0, (s as CoalescingHint).coalesceGapBytes ?? 0);
+
+/**
+ * Raw bytes of each distinct listed row. Adjacent rows are read as one range, and no row
+ * is read twice, so bytesRead = distinct rows × row bytes (the ≤3% sampling budget) on a
+ * local file; a remote source may ask for rows a few rows apart to share a request too.
+ * Rows of one run share one buffer (subarray views): copy before mutating.
+ * A strided tensor (a saved transpose) is gathered element by element, see readStridedRows.
+ */
+export async function readRowList(t: TensorInfo, rows: ArrayLike<number>): Promise<Map<number, Uint8Array>> {
+  const rowBytes = rowBytesOf(t);
+  for (let i = 0; i < rows.length; i++) checkRow(t, rows[i], false);
+  if (!isContiguous(t)) return readStridedRows(t, Array.from(rows));
+  const sorted = distinctSorted(rows);
+  const gapRows = rowBytes > 0 ? Math.floor(gapOf(t.source) / rowBytes) : 0;
+  const runs: Array<[number, number]> = [];
+  for (let i = 0; i < sorted.length; ) {
+    let j = i + 1;
+    while (j < sorted.length && sorted[j] - sorted[j - 1] - 1 <= gapRows) j++;
+    runs.push([i, j]);
+    i = j;
+  }
+  const out = new Map<number, Uint8Array>();
+  await inLanes(runs.length, async (n) => {
+    const [i, j] = runs[n];
+    const first = sorted[i];
+    const bytes = await t.source.read(t.start + first * rowBytes, t.start + (sorted[j - 1] + 1) * rowBytes);
+    for (let k = i; k < j; k++) out.set(sorted[k], bytes.subarray((sorted[k] - first) * rowBytes, (sorted[k] - first + 1) * rowBytes));
+  });
+  return out;
+}
+
+/**
+ * Rows of a 2-D strided tensor, each gathered into its own row-major buffer. A row's
+ * elements are r*s0 + c*s1; each row's covering element range is computed, overlapping or
+ * touching ranges are merged (for a transpose they all overlap, so the covering range of
+ * the wanted rows is read once) and every range is read once, then gathered.
+ */
+async function readStridedRows(t: TensorInfo, rows: number[]): Promise<Map<number, Uint8Array>> {
+  const e = bytesPerElement(t.dtype)!;
+  const [s0, s1] = t.strides!;
+  const cols = t.shape[1];
+  const out = new Map<number, Uint8Array>();
+  const sorted = distinctSorted(rows);
+  if (cols === 0) {
+    for (const r of sorted) out.set(r, new Uint8Array(0));
+    return out;
+  }
+  const lo = (r: number) => r * s0 + Math.min(0, (cols - 1) * s1);
+  const hi = (r: number) => r * s0 + Math.max(0, (cols - 1) * s1) + 1;
+  const gap = Math.floor(gapOf(t.source) / e);
+  const byLo = Array.from(sorted).sort((a, b) => lo(a) - lo(b));
+  const runs: Array<{ lo: number; hi: number; rows: number[] }> = [];
+  for (const r of byLo) {
+    const last = runs[runs.length - 1];
+    if (last && lo(r) <= last.hi + gap) {
+      last.hi = Math.max(last.hi, hi(r));
+      last.rows.push(r);
+    } else {
+      runs.push({ lo: lo(r), hi: hi(r), rows: [r] });
+    }
+  }
+  await inLanes(runs.length, async (n) => {
+    const run = runs[n];
+    const bytes = await t.source.read(t.start + run.lo * e, t.start + run.hi * e);
+    for (const r of run.rows) {
+      const row = new Uint8Array(cols * e);
+      const base = (r * s0 - run.lo) * e;
+      if (s1 === 1) row.set(bytes.subarray(base, base + cols * e));
+      else for (let c = 0; c < cols; c++) row.set(bytes.subarray(base + c * s1 * e, base + (c * s1 + 1) * e), c * e);
+      out.set(r, row);
+    }
+  });
   return out;
 }
 

@@ -37,13 +37,17 @@ export const analyzeCommand = {
   configure(cmd: Command) {
     cmd.argument('<model>', 'checkpoint directory (config.json + safetensors) or a .safetensors file');
     addModelFlags(cmd);
-    cmd.option('--out <dir>', 'write report.json, spectrum.svg and tau.svg here');
+    cmd.option('--out <dir>', 'write report.json, spectrum.svg and tau.svg here; finished shards are kept in DIR/shards as they arrive');
+    cmd.option('--resume <dir>', 'continue a killed run whose --out was DIR, without recomputing its finished shards');
   },
   async run(ctx: CliContext, [model]: string[], o: Record<string, string | boolean | undefined>) {
     const threads = threadsFrom(o.threads as string | undefined);
     const opts = analyzeOptions(o, threads);
+    if (o.resume && o.out && o.resume !== o.out) throw new UsageError('--resume DIR writes its report into DIR: leave out --out, or give the same directory');
+    const out = (o.resume ?? o.out) as string | undefined;
+    if (out) opts.journal = { dir: out, resume: Boolean(o.resume) };
     const report = await withBackend(ctx, threads, 'analyze', (b, l) => analyzeModel(model, opts, b, l));
-    const files = o.out ? await writeAnalyzeReport(o.out as string, report) : [];
+    const files = out ? await writeAnalyzeReport(out, report) : [];
     if (o.json) {
       ctx.out(json(report));
       return;

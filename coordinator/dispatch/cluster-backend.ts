@@ -1,0 +1,141 @@
+import { TransportError } from '../../proto/errors.js';
+import type { ShardResult, ShardTask } from '../../proto/shard.js';
+import type { ShardBackend } from '../../worker/backends/shard-backend.js';
+import { resultProblem } from './result-check.js';
+import { delayFor, isRetryable, type BackoffOptions } from './retry-policy.js';
+
+/** What the cluster reports as it goes (merged into the run's event stream). */
+export type ClusterEvent =
+  | { type: 'retry'; id: number; worker: string; attempt: number; reason: string }
+  | { type: 'worker-lost'; worker: string; reason: string; live: number };
+
+export interface ClusterOptions {
+  /** Shards in flight per worker. @default the worker's own concurrency */
+  inFlightPerWorker?: number;
+  /** Deadline of one shard on one worker. @default 10 minutes */
+  shardDeadlineMs?: number;
+  /** Attempts of one shard before the run fails. @default 5 */
+  maxAttempts?: number;
+  /** Consecutive failures after which a worker is dropped for the run. @default 3 */
+  maxWorkerFailures?: number;
+  /** How long to wait for a worker when every one is gone before failing. @default the shard deadline */
+  noWorkerTimeoutMs?: number;
+  backoff?: BackoffOptions;
+  onEvent?: (e: ClusterEvent) => void;
+}
+
+interface Slot {
+  backend: ShardBackend;
+  capacity: number;
+  inFlight: number;
+  failures: number;
+  dropped: boolean;
+}
+
+/**
+ * Many workers behind the one ShardBackend interface: each shard goes to the least busy live
+ * worker, with a deadline; a retryable failure is retried with backoff on another worker; a
+ * worker that keeps failing or answers with a malformed result is dropped for the run. Each
+ * run() settles once, so a late or duplicate answer for a shard is never merged twice.
+ */
+export class ClusterBackend implements ShardBackend {
+  readonly name = 'cluster';
+  private readonly slots: Slot[];
+  private waiters: Array<() => void> = [];
+
+  constructor(
+    workers: ShardBackend[],
+    private readonly o: ClusterOptions = {},
+  ) {
+    this.slots = workers.map((backend) => ({ backend, capacity: o.inFlightPerWorker ?? backend.concurrency, inFlight: 0, failures: 0, dropped: false }));
+  }
+
+  get concurrency(): number {
+    return this.slots.filter((s) => !s.dropped).reduce((a, s) => a + s.capacity, 0) || 1;
+  }
+
+  get liveWorkers(): number {
+    return this.slots.filter((s) => !s.dropped).length;
+  }
+
+  async run(task: ShardTask, options: { signal?: AbortSignal } = {}): Promise<ShardResult> {
+    const maxAttempts = this.o.maxAttempts ?? 5;
+    let avoid: Slot | undefined;
+    let lastReason = '';
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      const slot = await this.acquire(avoid, options.signal);
+      slot.inFlight++;
+      try {
+        const signal = AbortSignal.any([AbortSignal.timeout(this.o.shardDeadlineMs ?? 600_000), ...(options.signal ? [options.signal] : [])]);
+        const result = await slot.backend.run(task, { signal });
+        const problem = resultProblem(task, result);
+        if (problem) {
+          this.drop(slot, `malformed result for shard ${task.id}: ${problem}`);
+          lastReason = problem;
+        } else {
+          slot.failures = 0;
+          return result;
+        }
+      } catch (err) {
+        if (options.signal?.aborted) throw err;
+        if (!isRetryable(err)) throw err;
+        lastReason = err instanceof Error ? err.message : String(err);
+        if (++slot.failures >= (this.o.maxWorkerFailures ?? 3)) this.drop(slot, lastReason);
+      } finally {
+        slot.inFlight--;
+        this.wake();
+      }
+      avoid = slot;
+      this.o.onEvent?.({ type: 'retry', id: task.id, worker: slot.backend.name, attempt, reason: lastReason });
+      await sleep(delayFor(attempt, this.o.backoff), options.signal);
+    }
+    throw new TransportError(`shard ${task.id} failed ${maxAttempts} times; last: ${lastReason}`);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.backend.close()));
+  }
+
+  private drop(slot: Slot, reason: string): void {
+    if (slot.dropped) return;
+    slot.dropped = true;
+    this.o.onEvent?.({ type: 'worker-lost', worker: slot.backend.name, reason, live: this.liveWorkers });
+    this.wake();
+  }
+
+  /** The least busy live worker with room, preferring one other than `avoid`; waits for room. */
+  private async acquire(avoid: Slot | undefined, signal?: AbortSignal): Promise<Slot> {
+    const deadline = Date.now() + (this.o.noWorkerTimeoutMs ?? this.o.shardDeadlineMs ?? 600_000);
+    for (;;) {
+      const live = this.slots.filter((s) => !s.dropped);
+      if (live.length === 0 && Date.now() >= deadline) {
+        throw new TransportError('every worker is gone (all failed or were dropped); finished shards are kept for --resume');
+      }
+      const free = live.filter((s) => s.inFlight < s.capacity).sort((a, b) => a.inFlight / a.capacity - b.inFlight / b.capacity);
+      const pick = free.find((s) => s !== avoid) ?? free[0];
+      if (pick) return pick;
+      signal?.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        // Re-check periodically: with no live worker nothing else will wake us.
+        setTimeout(resolve, live.length === 0 ? 200 : 1000).unref();
+      });
+    }
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    });
+  });
+}

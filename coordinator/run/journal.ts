@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { InputError, IntegrityError } from '../../proto/errors.js';
+import type { ShardResult, ShardTask } from '../../proto/shard.js';
+import { writeFileAtomic } from '../../worker/io/atomic-write.js';
+
+const MANIFEST = 'run.json';
+
+/** The identity of a run: what would make a stored shard result wrong if it changed. */
+export function runFingerprint(description: unknown, tasks: readonly ShardTask[]): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify(description));
+  for (const t of tasks) {
+    const i = t.input;
+    const shape =
+      i.kind === 'matrix'
+        ? { parts: i.parts.map((p) => [p.tensor, p.file, p.dataStart, p.dtype, p.rows, p.transposed]), cols: [i.colStart, i.colEnd] }
+        : { nodes: i.offsets.length - 1, edges: i.offsets[i.offsets.length - 1], stride: i.stride };
+    h.update(JSON.stringify({ id: t.id, measure: t.measure, params: t.params, shape }));
+    // Edge-list shards: the weights themselves, so a changed input file is noticed.
+    if (i.kind === 'groups') h.update(new Uint8Array(i.weights.buffer, i.weights.byteOffset, i.weights.byteLength));
+  }
+  return h.digest('hex');
+}
+
+const b64 = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
+function typed<T>(text: string, Ctor: { new (b: ArrayBuffer): T }): T {
+  const buf = Buffer.from(text, 'base64');
+  return new Ctor(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+}
+
+function encode(r: ShardResult): string {
+  return JSON.stringify(r.measure === 'mfa' ? { ...r, present: b64(r.present), sums: b64(r.sums) } : { ...r, values: b64(r.values) });
+}
+
+function decode(text: string): ShardResult {
+  const o = JSON.parse(text);
+  return o.measure === 'mfa' ? { ...o, present: typed(o.present, Int32Array), sums: typed(o.sums, Float64Array) } : { ...o, values: typed(o.values, Float64Array) };
+}
+
+/**
+ * Finished shards of a run, one file each under DIR/shards as they arrive, so a killed run
+ * loses only the shards in flight and `--resume DIR` recomputes nothing that finished.
+ */
+export class RunJournal {
+  private constructor(
+    private readonly dir: string,
+    private readonly done: Map<number, ShardResult>,
+    readonly resumed: number,
+  ) {}
+
+  /** Starts a fresh journal (clearing an old one) or, with `resume`, loads one of the same run. */
+  static async open(outDir: string, fingerprint: string, resume: boolean): Promise<RunJournal> {
+    const dir = join(outDir, 'shards');
+    const done = new Map<number, ShardResult>();
+    if (resume) {
+      let manifest: { fingerprint?: string };
+      try {
+        manifest = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8'));
+      } catch {
+        throw new InputError(`${outDir}: no run to resume here (no shards/${MANIFEST}); start it with --out ${outDir}`);
+      }
+      if (manifest.fingerprint !== fingerprint) {
+        throw new IntegrityError(`${outDir}: --resume found a run of another model, input or parameters; start a new run with --out`);
+      }
+      for (const f of await readdir(dir)) {
+        if (!/^shard-\d+\.json$/.test(f)) continue;
+        const r = decode(await readFile(join(dir, f), 'utf8'));
+        done.set(r.id, r);
+      }
+    } else {
+      await rm(dir, { recursive: true, force: true });
+      await mkdir(dir, { recursive: true });
+      await writeFileAtomic(join(dir, MANIFEST), JSON.stringify({ fingerprint, created: new Date().toISOString() }) + '\n');
+    }
+    return new RunJournal(dir, done, done.size);
+  }
+
+  get(id: number): ShardResult | undefined {
+    return this.done.get(id);
+  }
+
+  async save(r: ShardResult): Promise<void> {
+    if (this.done.has(r.id)) return;
+    this.done.set(r.id, r);
+    await writeFileAtomic(join(this.dir, `shard-${r.id}.json`), encode(r));
+  }
+}

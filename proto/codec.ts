@@ -1,0 +1,251 @@
+/**
+ * msgpackr codecs of the wire messages: ShardTask, ShardReply and WorkerDescription. The
+ * gRPC service carries these bytes in a `bytes` field and NATS carries them as payloads, so
+ * both transports share one set of TypeScript types (shard.ts) and one codec.
+ *
+ * The wire form is a plain MessagePack map with the TypeScript field names (no msgpackr
+ * records, no extensions: any MessagePack library can read it) and a version `v`. Typed
+ * arrays travel as `bin` of their little-endian bytes — only the bytes of the view, so a
+ * subarray of a big SharedArrayBuffer sends its slice — and `params.q` travels as float64
+ * bytes too, so -0 and every bit of every value come back exactly.
+ *
+ * Decoding is strict: anything that is not exactly the expected shape is a
+ * MessageFormatError naming the field, never a TypeError deep in the kernel.
+ */
+import { Packr } from 'msgpackr';
+import { fromWireError, InputError, type WireError } from './errors.js';
+import { checkDescription, type WorkerDescription } from './describe.js';
+import type { MatrixPart, MfaParams, NfdParams, ShardInput, ShardReply, ShardResult, ShardTask } from './shard.js';
+
+export const WIRE_VERSION = 1;
+
+/** Default cap on one message, both transports (workers' --max-message-mb): a 32 MB shard with room. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 << 20;
+
+/** A message that is not a well-formed neuromfa message; permanent (the same bytes fail everywhere). */
+export class MessageFormatError extends InputError {
+  override readonly code: string = 'MESSAGE_FORMAT';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MessageFormatError';
+  }
+}
+
+/**
+ * fromWireError, plus MessageFormatError (proto/errors.ts's name map does not know it yet;
+ * unknown names come back as plain Errors, which the retry policy would treat as transient).
+ */
+export function errorFromWire(wire: WireError): Error {
+  return wire.name === 'MessageFormatError' ? new MessageFormatError(wire.message) : fromWireError(wire);
+}
+
+// The typed-array bytes are written and read as the host stores them; every platform this
+// runs on (x64, arm64) is little-endian, and a big-endian host fails loudly instead of silently.
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+const packr = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, int64AsType: 'number' });
+
+type Typed = Float64Array | Int32Array | Uint32Array | Uint8Array;
+
+function bytesOf(a: Typed): Uint8Array {
+  if (!LITTLE_ENDIAN) throw new MessageFormatError('typed arrays are sent little-endian; this host is big-endian');
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function pack(message: object): Uint8Array {
+  return packr.pack({ v: WIRE_VERSION, ...message });
+}
+
+/** Unpacks one whole message: truncated, trailing or non-MessagePack bytes are a MessageFormatError. */
+function unpack(bytes: Uint8Array, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = packr.unpack(bytes);
+  } catch (err) {
+    throw new MessageFormatError(`malformed ${what} message (${bytes.length} bytes): ${(err as Error).message}`, { cause: err });
+  }
+  const o = obj(value, what);
+  if (o.v !== WIRE_VERSION) throw new MessageFormatError(`${what} message has wire version ${JSON.stringify(o.v)}; this build speaks ${WIRE_VERSION}`);
+  return o;
+}
+
+// ---- shape checks: each names the field it rejects ----
+
+const bad = (path: string, want: string, got: unknown) =>
+  new MessageFormatError(`${path}: expected ${want}, got ${got instanceof Uint8Array ? `${got.length} bytes` : JSON.stringify(got)?.slice(0, 60) ?? typeof got}`);
+
+function obj(v: unknown, path: string): Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) throw bad(path, 'a map', v);
+  return v as Record<string, unknown>;
+}
+function int(v: unknown, path: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw bad(path, `an integer in [${min}, ${max}]`, v);
+  return v;
+}
+function num(v: unknown, path: string): number {
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(path, 'a finite number', v);
+  return v;
+}
+function str(v: unknown, path: string): string {
+  if (typeof v !== 'string') throw bad(path, 'a string', v);
+  return v;
+}
+function bool(v: unknown, path: string): boolean {
+  if (typeof v !== 'boolean') throw bad(path, 'a boolean', v);
+  return v;
+}
+function oneOf<T extends string>(v: unknown, path: string, values: readonly T[]): T {
+  if (!values.includes(v as T)) throw bad(path, values.join(' | '), v);
+  return v as T;
+}
+function list(v: unknown, path: string): unknown[] {
+  if (!Array.isArray(v)) throw bad(path, 'an array', v);
+  return v;
+}
+function bin(v: unknown, path: string): Uint8Array {
+  if (!(v instanceof Uint8Array)) throw bad(path, 'binary', v);
+  return v;
+}
+/** A fresh, aligned copy: received bytes may sit at any offset of the message buffer. */
+function typed<T extends Typed>(v: unknown, path: string, Ctor: { new (b: ArrayBuffer): T; BYTES_PER_ELEMENT: number }): T {
+  const b = bin(v, path);
+  if (b.byteLength % Ctor.BYTES_PER_ELEMENT !== 0) throw bad(path, `a multiple of ${Ctor.BYTES_PER_ELEMENT} bytes`, b);
+  if (!LITTLE_ENDIAN) throw new MessageFormatError('typed arrays are sent little-endian; this host is big-endian');
+  const copy = new ArrayBuffer(b.byteLength);
+  new Uint8Array(copy).set(b);
+  return new Ctor(copy);
+}
+
+// ---- ShardTask ----
+
+export function encodeTask(task: ShardTask): Uint8Array {
+  const { params, input } = task;
+  const wireParams =
+    task.measure === 'mfa'
+      ? { threshold: task.params.threshold, decimals: task.params.decimals, minNeighbors: task.params.minNeighbors, q: bytesOf(Float64Array.from(task.params.q)) }
+      : { threshold: params.threshold, decimals: params.decimals };
+  const wireInput =
+    input.kind === 'groups'
+      ? { kind: 'groups', weights: bytesOf(input.weights), stride: input.stride, offsets: bytesOf(input.offsets) }
+      : {
+          kind: 'matrix',
+          inputs: input.inputs,
+          parts: input.parts.map(({ tensor, file, dataStart, dtype, rows, transposed }) => ({ tensor, file, dataStart, dtype, rows, transposed })),
+          colStart: input.colStart,
+          colEnd: input.colEnd,
+          ...(input.inline ? { inline: input.inline.map((b) => bytesOf(b)) } : {}),
+        };
+  return pack({ id: task.id, measure: task.measure, params: wireParams, input: wireInput });
+}
+
+export function decodeTask(bytes: Uint8Array): ShardTask {
+  const o = unpack(bytes, 'ShardTask');
+  const id = int(o.id, 'id');
+  const measure = oneOf(o.measure, 'measure', ['mfa', 'nfd'] as const);
+  const p = obj(o.params, 'params');
+  const threshold = num(p.threshold, 'params.threshold');
+  if (!(threshold > 1)) throw bad('params.threshold', 'a number > 1', threshold);
+  const decimals = int(p.decimals, 'params.decimals', 0, 6);
+  const input = decodeInput(obj(o.input, 'input'));
+  if (measure === 'nfd') {
+    if (input.kind !== 'groups') throw bad('input.kind', 'groups (nfd shards are edge lists)', input.kind);
+    const params: NfdParams = { threshold, decimals };
+    return { id, measure, params, input };
+  }
+  const q = Array.from(typed(p.q, 'params.q', Float64Array));
+  if (q.length === 0 || q.some((v, k) => !Number.isFinite(v) || (k > 0 && !(v > q[k - 1])))) {
+    throw bad('params.q', 'finite, strictly increasing values', q.slice(0, 8));
+  }
+  const params: MfaParams = { threshold, decimals, minNeighbors: int(p.minNeighbors, 'params.minNeighbors'), q };
+  return { id, measure, params, input };
+}
+
+const DTYPES = ['F64', 'F32', 'F16', 'BF16'] as const;
+
+function decodeInput(i: Record<string, unknown>): ShardInput {
+  const kind = oneOf(i.kind, 'input.kind', ['groups', 'matrix'] as const);
+  if (kind === 'groups') {
+    const stride = int(i.stride, 'input.stride', 1, 1 << 16);
+    const offsets = typed(i.offsets, 'input.offsets', Uint32Array);
+    const weights = typed(i.weights, 'input.weights', Float64Array);
+    if (offsets.length === 0 || offsets[0] !== 0) throw bad('input.offsets', 'node offsets starting at 0', offsets.slice(0, 4));
+    for (let k = 1; k < offsets.length; k++) if (offsets[k] < offsets[k - 1]) throw bad('input.offsets', 'non-decreasing offsets', offsets.slice(k - 1, k + 1));
+    const edges = offsets[offsets.length - 1];
+    // The kernel reads weights[e * stride] for e < edges.
+    if (edges > 0 && weights.length < (edges - 1) * stride + 1) throw bad('input.weights', `at least ${(edges - 1) * stride + 1} values for ${edges} edges`, weights.length);
+    return { kind, weights, stride, offsets };
+  }
+  const inputs = int(i.inputs, 'input.inputs', 1);
+  const colStart = int(i.colStart, 'input.colStart', 0, inputs - 1);
+  const colEnd = int(i.colEnd, 'input.colEnd', colStart + 1, inputs);
+  const partList = list(i.parts, 'input.parts');
+  if (partList.length === 0 || partList.length > 64) throw bad('input.parts', '1 to 64 parts', partList.length);
+  const parts = partList.map((raw, k): MatrixPart => {
+    const p = obj(raw, `input.parts[${k}]`);
+    const at = (f: string) => `input.parts[${k}].${f}`;
+    return {
+      tensor: str(p.tensor, at('tensor')),
+      file: str(p.file, at('file')),
+      dataStart: int(p.dataStart, at('dataStart')),
+      dtype: oneOf(p.dtype, at('dtype'), DTYPES),
+      rows: int(p.rows, at('rows'), 1),
+      transposed: bool(p.transposed, at('transposed')),
+    };
+  });
+  const input: ShardInput = { kind, inputs, parts, colStart, colEnd };
+  if (i.inline !== undefined) {
+    // Copied: the kernel views F16/F32/F64 blocks in place, which needs aligned offsets.
+    input.inline = list(i.inline, 'input.inline').map((b, k) => typed(b, `input.inline[${k}]`, Uint8Array));
+  }
+  return input;
+}
+
+// ---- ShardReply ----
+
+export function encodeReply(reply: ShardReply): Uint8Array {
+  if (!reply.ok) return pack({ ok: false, error: { name: reply.error.name, code: reply.error.code, message: reply.error.message, retryable: reply.error.retryable } });
+  const r = reply.result;
+  const stats = { id: r.id, measure: r.measure, nodes: r.nodes, edges: r.edges, skippedNonFinite: r.skippedNonFinite, bytesRead: r.bytesRead, seconds: r.seconds };
+  const result = r.measure === 'mfa' ? { ...stats, selected: r.selected, present: bytesOf(r.present), sums: bytesOf(r.sums) } : { ...stats, values: bytesOf(r.values) };
+  return pack({ ok: true, result });
+}
+
+export function decodeReply(bytes: Uint8Array): ShardReply {
+  const o = unpack(bytes, 'ShardReply');
+  if (bool(o.ok, 'ok')) return { ok: true, result: decodeResult(obj(o.result, 'result')) };
+  const e = obj(o.error, 'error');
+  return { ok: false, error: { name: str(e.name, 'error.name'), code: str(e.code, 'error.code'), message: str(e.message, 'error.message'), retryable: bool(e.retryable, 'error.retryable') } };
+}
+
+function decodeResult(r: Record<string, unknown>): ShardResult {
+  const stats = {
+    id: int(r.id, 'result.id'),
+    nodes: int(r.nodes, 'result.nodes'),
+    edges: int(r.edges, 'result.edges'),
+    skippedNonFinite: int(r.skippedNonFinite, 'result.skippedNonFinite'),
+    bytesRead: int(r.bytesRead, 'result.bytesRead'),
+    seconds: num(r.seconds, 'result.seconds'),
+  };
+  if (oneOf(r.measure, 'result.measure', ['mfa', 'nfd'] as const) === 'nfd') {
+    return { ...stats, measure: 'nfd', values: typed(r.values, 'result.values', Float64Array) };
+  }
+  return {
+    ...stats,
+    measure: 'mfa',
+    selected: int(r.selected, 'result.selected'),
+    present: typed(r.present, 'result.present', Int32Array),
+    sums: typed(r.sums, 'result.sums', Float64Array),
+  };
+}
+
+// ---- WorkerDescription (gRPC has proto fields for it; NATS sends it as msgpack) ----
+
+export function encodeDescription(d: WorkerDescription): Uint8Array {
+  return pack({ ...d });
+}
+
+export function decodeDescription(bytes: Uint8Array): WorkerDescription {
+  const o = unpack(bytes, 'WorkerDescription');
+  delete o.v;
+  return checkDescription(o, (path, want, got) => bad(path, want, got));
+}

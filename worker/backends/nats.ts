@@ -1,0 +1,215 @@
+/**
+ * The workers of a NATS deployment behind the ShardBackend interface. Each run() publishes
+ * one shard to the deployment's subject, where the queue group hands it to an idle worker,
+ * and follows the exchange of proto/nats-chunks.ts: chunked upload when the task is over the
+ * server's max_payload, heartbeats while it runs, a chunked reply.
+ *
+ * Errors: the shard's own errors come back typed; a worker that stops answering (no message
+ * for `livenessMs`, e.g. killed mid-shard, or a nats-server restart it did not survive), no
+ * worker taking the shard before the deadline, or a reply that does not decode, is a
+ * retryable TransportError; a task over maxMessageBytes is a permanent InputError.
+ */
+import { createInbox, headers, type Msg, type NatsConnection } from 'nats';
+import { decodeDescription, decodeReply, DEFAULT_MAX_MESSAGE_BYTES, encodeTask, errorFromWire } from '../../proto/codec.js';
+import type { WorkerDescription } from '../../proto/describe.js';
+import { InputError, TransportError } from '../../proto/errors.js';
+import { chunkBytes, HEADERS, headerInt, Reassembly, splitChunks } from '../../proto/nats-chunks.js';
+import type { ShardResult, ShardTask } from '../../proto/shard.js';
+import { natsConnect, type NatsConnectOptions } from '../transport/nats-connect.js';
+import { DEFAULT_SUBJECT, describeSubject } from '../transport/nats-worker.js';
+import type { ShardBackend } from './shard-backend.js';
+
+export interface NatsBackendOptions {
+  /** The deployment's subject, as the workers' --subject. @default 'neuromfa.shards' */
+  subject?: string;
+  /** Shards in flight at once. @default 1; NatsBackend.connect sums the threads of the workers that answer describe */
+  concurrency?: number;
+  /** Longest a shard may take, waiting for an idle worker included, ms. @default 600_000 */
+  deadlineMs?: number;
+  /** A worker silent this long is taken as lost; keep it >= 3× the workers' heartbeat (1 s). @default 5000 */
+  livenessMs?: number;
+  /** Largest task sent or reply accepted, bytes. @default 64 MiB */
+  maxMessageBytes?: number;
+}
+
+export class NatsBackend implements ShardBackend {
+  readonly name: string;
+  concurrency: number;
+  private readonly subject: string;
+  private readonly deadlineMs: number;
+  private readonly livenessMs: number;
+  private readonly maxMessageBytes: number;
+  private inFlight = 0;
+  private waiting: Array<() => void> = [];
+
+  /** Uses `nc` as given; close() leaves it open unless `ownsConnection`. */
+  constructor(
+    private readonly nc: NatsConnection,
+    o: NatsBackendOptions = {},
+    private readonly ownsConnection = false,
+  ) {
+    this.subject = o.subject ?? DEFAULT_SUBJECT;
+    this.name = `nats:${this.subject}`;
+    this.concurrency = o.concurrency ?? 1;
+    this.deadlineMs = o.deadlineMs ?? 600_000;
+    this.livenessMs = o.livenessMs ?? 5000;
+    this.maxMessageBytes = o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  }
+
+  /** Connects, and unless `concurrency` is given, sizes it to the threads of the workers there now. */
+  static async connect(o: NatsBackendOptions & NatsConnectOptions & { describeWaitMs?: number }): Promise<NatsBackend> {
+    const backend = new NatsBackend(await natsConnect(o), o, true);
+    try {
+      if (o.concurrency === undefined) {
+        const workers = await backend.describeAll(o.describeWaitMs);
+        backend.concurrency = Math.max(1, workers.reduce((a, w) => a + w.threads, 0));
+      }
+      return backend;
+    } catch (err) {
+      await backend.close();
+      throw err;
+    }
+  }
+
+  /** Every worker on the subject that answers within `waitMs` (describe is not queue-grouped). */
+  async describeAll(waitMs = 500): Promise<WorkerDescription[]> {
+    const out: WorkerDescription[] = [];
+    try {
+      const replies = await this.nc.requestMany(describeSubject(this.subject), new Uint8Array(0), { maxWait: waitMs });
+      for await (const m of replies) {
+        try {
+          out.push(decodeDescription(m.data));
+        } catch {
+          // Not a worker of this build (or not a worker at all): not counted.
+        }
+      }
+    } catch (err) {
+      // requestMany reports "no responders" as an error: no worker is there yet.
+      if (!/503|no responders/i.test(String((err as Error).message ?? err))) throw err;
+    }
+    return out;
+  }
+
+  /**
+   * At most `concurrency` exchanges at once; the others wait here rather than poll the
+   * subject while every worker is busy. The deadline starts when the shard is sent.
+   */
+  async run(task: ShardTask, options: { signal?: AbortSignal } = {}): Promise<ShardResult> {
+    while (this.inFlight >= this.concurrency) {
+      options.signal?.throwIfAborted();
+      await new Promise<void>((resolve) => {
+        this.waiting.push(resolve);
+        options.signal?.addEventListener('abort', () => resolve(), { once: true });
+      });
+    }
+    options.signal?.throwIfAborted();
+    this.inFlight++;
+    try {
+      return await this.exchange(task, options.signal);
+    } finally {
+      this.inFlight--;
+      // All of them re-check: one may have been woken by its abort already.
+      for (const wake of this.waiting.splice(0)) wake();
+    }
+  }
+
+  private exchange(task: ShardTask, signal: AbortSignal | undefined): Promise<ShardResult> {
+    const options = { signal };
+    const bytes = encodeTask(task);
+    if (bytes.length > this.maxMessageBytes) {
+      return Promise.reject(new InputError(`shard ${task.id} is ${mb(bytes.length)} MB encoded, over the ${mb(this.maxMessageBytes)} MB message limit: plan smaller shards (--shard-mb) or raise --max-message-mb`));
+    }
+    const pieces = splitChunks(bytes, chunkBytes(this.nc.info?.max_payload ?? 1 << 20));
+    const inbox = createInbox();
+    return new Promise<ShardResult>((resolve, reject) => {
+      let settled = false;
+      let next = 1;
+      let noResponders = 0;
+      let reply: Reassembly | undefined;
+      let liveness: NodeJS.Timeout | undefined;
+      let retry: NodeJS.Timeout | undefined;
+      const deadline = setTimeout(() => fail(new TransportError(`${this.name}: shard ${task.id} not answered within ${this.deadlineMs} ms`)), this.deadlineMs);
+      const onAbort = () => fail(new TransportError(`${this.name}: shard ${task.id} abandoned (${String(options.signal?.reason?.message ?? options.signal?.reason)})`, { cause: options.signal?.reason }));
+      options.signal?.addEventListener('abort', onAbort, { once: true });
+      const cleanup = () => {
+        settled = true;
+        clearTimeout(deadline);
+        clearTimeout(liveness);
+        clearTimeout(retry);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (!sub.isClosed()) sub.unsubscribe();
+      };
+      const fail = (err: Error) => {
+        if (settled) return;
+        cleanup();
+        reject(err);
+      };
+      const alive = () => {
+        clearTimeout(liveness);
+        liveness = setTimeout(() => fail(new TransportError(`${this.name}: the worker running shard ${task.id} stopped answering (nothing for ${this.livenessMs} ms)`)), this.livenessMs);
+      };
+      const sendFirst = () => {
+        const h = headers();
+        h.set(HEADERS.kind, 'task');
+        h.set(HEADERS.chunk, '0');
+        h.set(HEADERS.chunks, String(pieces.length));
+        h.set(HEADERS.bytes, String(bytes.length));
+        this.nc.publish(this.subject, pieces[0], { reply: inbox, headers: h });
+        alive();
+      };
+      const onMessage = (m: Msg) => {
+        if (m.headers?.hasError) {
+          // 503: no subscription in the queue group now — every worker busy, or none there.
+          // Wait and offer it again until the deadline; a thread freeing up resubscribes.
+          if (m.headers.code !== 503) return fail(new TransportError(`${this.name}: shard ${task.id}: NATS status ${m.headers.code} ${m.headers.description}`));
+          clearTimeout(liveness);
+          retry = setTimeout(sendFirst, Math.min(250, 10 * 2 ** Math.min(noResponders++, 5)));
+          return;
+        }
+        alive();
+        const kind = m.headers?.get(HEADERS.kind);
+        if (kind === 'working') return;
+        if (kind === 'continue') {
+          const upload = m.headers!.get(HEADERS.upload);
+          if (!upload || next >= pieces.length) return fail(new TransportError(`${this.name}: unexpected continue for shard ${task.id}`));
+          const h = headers();
+          h.set(HEADERS.kind, 'task');
+          h.set(HEADERS.chunk, String(next));
+          this.nc.publish(upload, pieces[next++], { reply: inbox, headers: h });
+          return;
+        }
+        if (kind !== 'reply') return fail(new TransportError(`${this.name}: unexpected message ${JSON.stringify(kind)} for shard ${task.id}`));
+        try {
+          reply ??= new Reassembly(
+            headerInt(m.headers!.get(HEADERS.chunks), HEADERS.chunks, 1, 1 << 20),
+            headerInt(m.headers!.get(HEADERS.bytes), HEADERS.bytes, 0, Number.MAX_SAFE_INTEGER),
+            this.maxMessageBytes,
+          );
+          reply.add(headerInt(m.headers!.get(HEADERS.chunk), HEADERS.chunk, 0, 1 << 20), m.data);
+          if (!reply.done) return;
+          const decoded = decodeReply(reply.message());
+          if (settled) return;
+          cleanup();
+          if (decoded.ok) resolve(decoded.result);
+          else reject(errorFromWire(decoded.error));
+        } catch (err) {
+          // The worker's fault, not the shard's: retryable, so the shard is redone elsewhere.
+          fail(new TransportError(`${this.name}: malformed reply for shard ${task.id}: ${(err as Error).message}`, { cause: err }));
+        }
+      };
+      const sub = this.nc.subscribe(inbox, { callback: (err, m) => (err ? fail(new TransportError(err.message, { cause: err })) : onMessage(m)) });
+      sendFirst();
+    });
+  }
+
+  /** Drains its own connection; a connection that cannot drain (no server now) is closed after 2 s. */
+  async close(): Promise<void> {
+    if (!this.ownsConnection || this.nc.isClosed()) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.nc.drain().catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
+    clearTimeout(timer);
+    if (!this.nc.isClosed()) await this.nc.close();
+  }
+}
+
+const mb = (n: number) => (n / (1 << 20)).toFixed(1);

@@ -1,0 +1,164 @@
+import { UsageError } from '../../proto/errors.js';
+import type { BoxMass } from '../kernel/box-mass.js';
+import { partitionSums } from '../kernel/partition-sums.js';
+import { BackendUnavailableError, reasonOf } from './errors.js';
+import { createGpujsRunner, type GpujsMode, type KernelRunner, type RunnerOptions } from './gpujs-runner.js';
+import { GpuPartitionSums, type BackendPartial, type GpuPartitionOptions } from './partition-sums-gpu.js';
+import { selfTest } from './self-test.js';
+
+/** `--backend` values: the float64 CPU kernel and the gpu.js modes. */
+export type BackendName = 'f64' | GpujsMode;
+export const BACKEND_NAMES: readonly BackendName[] = ['f64', 'webgpu', 'gl', 'webasm', 'cpu'];
+
+/**
+ * What `auto` tries, best first: the GPU modes, then f64. webasm and gpu.js's cpu mode run
+ * only when named. Measured on pythia-1b full-NIN shards (bench/gpu.ts), webasm computes the
+ * stage at 0.4-0.45× the speed of f64 and in float32; putting it above f64 would make every
+ * GPU-less run slower and break the 1e-9 conformance of the default path. gpu.js's cpu mode
+ * (0.2×) exists to test the kernels where nothing else runs.
+ */
+export const AUTO_PRIORITY: readonly BackendName[] = ['webgpu', 'gl', 'f64'];
+
+/** The partition-sum stage of a shard, on one backend. */
+export interface PartitionBackend {
+  readonly name: BackendName;
+  /** What it runs on, for `worker --describe` and reports. */
+  readonly device: string;
+  /** For `auto`: the backends tried before this one and why each was passed over. */
+  readonly passedOver: readonly BackendStatus[];
+  partitionSums(box: BoxMass, q: Float64Array, minNeighbors: number): Promise<BackendPartial>;
+  close(): Promise<void>;
+}
+
+export interface BackendStatus {
+  name: BackendName;
+  available: boolean;
+  /** Why not, when unavailable: the probe's own error. */
+  reason?: string;
+  device?: string;
+}
+
+export interface BackendOptions extends GpuPartitionOptions, RunnerOptions {
+  /** Builds the runner of a gpu.js mode; tests put failing runners here. @default gpu.js */
+  createRunner?: (mode: GpujsMode, options: RunnerOptions) => Promise<KernelRunner>;
+}
+
+/** `--backend` parsed at the CLI boundary; the message names the flag. */
+export function parseBackend(value: string): 'auto' | BackendName {
+  if (value === 'auto' || (BACKEND_NAMES as readonly string[]).includes(value)) return value as 'auto' | BackendName;
+  throw new UsageError(`--backend must be one of auto, ${BACKEND_NAMES.join(', ')}; got ${JSON.stringify(value)}`);
+}
+
+class F64Backend implements PartitionBackend {
+  readonly name = 'f64';
+  readonly device = 'CPU, float64';
+  constructor(readonly passedOver: readonly BackendStatus[] = []) {}
+  async partitionSums(box: BoxMass, q: Float64Array, minNeighbors: number): Promise<BackendPartial> {
+    return { ...partitionSums(box, q, minNeighbors), backend: 'f64' };
+  }
+  async close(): Promise<void> {}
+}
+
+class GpuBackend implements PartitionBackend {
+  private readonly sums: GpuPartitionSums;
+  constructor(
+    readonly name: GpujsMode,
+    runner: KernelRunner,
+    options: GpuPartitionOptions,
+    readonly passedOver: readonly BackendStatus[],
+  ) {
+    this.sums = new GpuPartitionSums(runner, options);
+  }
+  get device(): string {
+    return this.sums.runner.device;
+  }
+  partitionSums(box: BoxMass, q: Float64Array, minNeighbors: number): Promise<BackendPartial> {
+    return this.sums.partitionSums(box, q, minNeighbors);
+  }
+  close(): Promise<void> {
+    return this.sums.close();
+  }
+}
+
+/** A gpu.js backend that has passed its self-test, or a throw saying why not. */
+async function openGpu(mode: GpujsMode, options: BackendOptions, passedOver: readonly BackendStatus[]): Promise<GpuBackend> {
+  const runner = await (options.createRunner ?? createGpujsRunner)(mode, options);
+  try {
+    await selfTest(runner);
+  } catch (err) {
+    await runner.close();
+    throw err;
+  }
+  return new GpuBackend(mode, runner, options, passedOver);
+}
+
+async function open(name: BackendName, options: BackendOptions, passedOver: readonly BackendStatus[] = []): Promise<PartitionBackend> {
+  return name === 'f64' ? new F64Backend(passedOver) : openGpu(name, options, passedOver);
+}
+
+/** Probes of the default runners, once per process: loading Dawn or a GL context is not free. */
+const probes = new Map<BackendName, Promise<BackendStatus>>();
+
+/** Whether `name` runs here: it opens the backend, runs its self-test and closes it. Never throws. */
+export function probeBackend(name: BackendName, options: BackendOptions = {}): Promise<BackendStatus> {
+  const cacheable = !options.createRunner;
+  const cached = cacheable ? probes.get(name) : undefined;
+  if (cached) return cached;
+  const probe = (async (): Promise<BackendStatus> => {
+    try {
+      const backend = await open(name, options);
+      const device = backend.device;
+      await backend.close();
+      return { name, available: true, device };
+    } catch (err) {
+      return { name, available: false, reason: reasonOf(err) };
+    }
+  })();
+  if (cacheable) probes.set(name, probe);
+  return probe;
+}
+
+/** Every backend with its availability and, where unavailable, the reason (for `worker --describe`). */
+export async function probeBackends(options: BackendOptions = {}): Promise<BackendStatus[]> {
+  const out: BackendStatus[] = [];
+  // One at a time: two backends initialising drivers at once helps nobody.
+  for (const name of BACKEND_NAMES) out.push(await probeBackend(name, options));
+  return out;
+}
+
+/** The names of the backends that run here. */
+export async function available(options: BackendOptions = {}): Promise<BackendName[]> {
+  return (await probeBackends(options)).filter((s) => s.available).map((s) => s.name);
+}
+
+/**
+ * The backend for `--backend`: a name gives that backend or a BackendUnavailableError saying
+ * why it cannot run; `auto` gives the first of AUTO_PRIORITY that opens and passes its
+ * self-test, reporting the ones it passed over. f64 always opens, so `auto` never fails.
+ */
+export async function pickBackend(request: 'auto' | BackendName, options: BackendOptions = {}): Promise<PartitionBackend> {
+  if (request !== 'auto') {
+    parseBackend(request);
+    try {
+      return await open(request, options);
+    } catch (err) {
+      throw new BackendUnavailableError(request, reasonOf(err), { cause: err });
+    }
+  }
+  const passedOver: BackendStatus[] = [];
+  for (const name of AUTO_PRIORITY) {
+    const known = options.createRunner ? undefined : await probes.get(name);
+    if (known && !known.available) {
+      passedOver.push(known);
+      continue;
+    }
+    try {
+      return await open(name, options, passedOver.slice());
+    } catch (err) {
+      const status: BackendStatus = { name, available: false, reason: reasonOf(err) };
+      if (!options.createRunner) probes.set(name, Promise.resolve(status));
+      passedOver.push(status);
+    }
+  }
+  return new F64Backend(passedOver);
+}

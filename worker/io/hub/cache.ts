@@ -1,0 +1,155 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { appendFile, mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/**
+ * Our on-disk cache of what was read from the hub, so rerunning an analysis (or extending
+ * a series) makes almost no requests.
+ *  - Small files (tree listing, config.json, index JSON) are keyed by commit, never by
+ *    branch name: pythia's step branches have been re-pointed (EleutherAI/pythia #195).
+ *  - Byte ranges are keyed by the file's sha256, so two revisions holding the same file
+ *    (step0 and step1 of GPT-NeoX) share them. Each blob is a sparse file plus an
+ *    append-only log of the ranges written: the range is logged only after its bytes are.
+ * A cache that cannot be written (read-only home, full disk) is skipped, never an error.
+ */
+
+export const isSha256 = (s: string) => /^[0-9a-f]{64}$/.test(s);
+/** Blob keys: an LFS sha256, or `git-<blob id>` for a file stored in git itself. */
+const isBlobKey = (s: string) => isSha256(s) || /^git-[0-9a-f]{40}$/.test(s);
+
+async function writeAtomic(path: string, data: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+export class HubCache {
+  constructor(readonly root: string) {}
+
+  private commitDir(repo: string, commit: string): string {
+    return join(this.root, 'hub', repo.replace('/', '--'), commit);
+  }
+
+  /** A small file of `commit`, or undefined when not cached (or unreadable). */
+  async getText(repo: string, commit: string, name: string): Promise<string | undefined> {
+    if (!/^[0-9a-f]{40}$/.test(commit)) return undefined;
+    try {
+      return await readFile(join(this.commitDir(repo, commit), encodeURIComponent(name)), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  async putText(repo: string, commit: string, name: string, text: string): Promise<void> {
+    if (!/^[0-9a-f]{40}$/.test(commit)) return;
+    try {
+      const dir = this.commitDir(repo, commit);
+      await mkdir(dir, { recursive: true });
+      await writeAtomic(join(dir, encodeURIComponent(name)), text);
+    } catch {
+      // Best effort: see the class comment.
+    }
+  }
+
+  /** The range cache of one file; undefined for a key that cannot name a blob. */
+  blob(key: string): BlobCache | undefined {
+    return isBlobKey(key) ? new BlobCache(join(this.root, 'blobs', key)) : undefined;
+  }
+}
+
+export class BlobCache {
+  /** Disjoint, sorted, merged [start, end) ranges present in `data`. */
+  private ranges?: Array<[number, number]>;
+  private handle?: Promise<FileHandle | undefined>;
+  private disabled = false;
+
+  constructor(private readonly dir: string) {}
+
+  private async loadRanges(): Promise<Array<[number, number]>> {
+    if (this.ranges) return this.ranges;
+    let log = '';
+    try {
+      log = await readFile(join(this.dir, 'ranges'), 'utf8');
+    } catch {
+      // No cache yet.
+    }
+    const list: Array<[number, number]> = [];
+    for (const line of log.split('\n')) {
+      const m = /^(\d+) (\d+)$/.exec(line);
+      if (m) list.push([Number(m[1]), Number(m[2])]);
+    }
+    this.ranges = merge(list);
+    return this.ranges;
+  }
+
+  async covers(start: number, end: number): Promise<boolean> {
+    const ranges = await this.loadRanges();
+    return ranges.some(([s, e]) => s <= start && end <= e);
+  }
+
+  private file(): Promise<FileHandle | undefined> {
+    this.handle ??= (async () => {
+      try {
+        await mkdir(this.dir, { recursive: true });
+        return await open(join(this.dir, 'data'), constants.O_RDWR | constants.O_CREAT);
+      } catch {
+        this.disabled = true;
+        return undefined;
+      }
+    })();
+    return this.handle;
+  }
+
+  /** Bytes [start, end), which covers() said are present; undefined if the file failed us. */
+  async read(start: number, end: number): Promise<Uint8Array | undefined> {
+    const h = await this.file();
+    if (!h) return undefined;
+    const out = new Uint8Array(end - start);
+    let done = 0;
+    while (done < out.length) {
+      const { bytesRead } = await h.read(out, done, out.length - done, start + done);
+      if (bytesRead === 0) return undefined;
+      done += bytesRead;
+    }
+    return out;
+  }
+
+  async write(start: number, bytes: Uint8Array): Promise<void> {
+    if (this.disabled || bytes.length === 0) return;
+    try {
+      const h = await this.file();
+      if (!h) return;
+      let done = 0;
+      while (done < bytes.length) done += (await h.write(bytes, done, bytes.length - done, start + done)).bytesWritten;
+      await appendFile(join(this.dir, 'ranges'), `${start} ${start + bytes.length}\n`);
+      await this.loadRanges();
+      // Read and replaced in one synchronous step, so concurrent writes never lose each other.
+      this.ranges = merge([...this.ranges!, [start, start + bytes.length]]);
+    } catch {
+      this.disabled = true;
+    }
+  }
+
+  async close(): Promise<void> {
+    const h = await this.handle;
+    this.handle = undefined;
+    await h?.close().catch(() => {});
+  }
+}
+
+function merge(list: Array<[number, number]>): Array<[number, number]> {
+  const sorted = list.filter(([s, e]) => e > s).sort((a, b) => a[0] - b[0]);
+  const out: Array<[number, number]> = [];
+  for (const [s, e] of sorted) {
+    const last = out[out.length - 1];
+    if (last && s <= last[1]) last[1] = Math.max(last[1], e);
+    else out.push([s, e]);
+  }
+  return out;
+}

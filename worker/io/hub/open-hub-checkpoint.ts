@@ -1,0 +1,45 @@
+import { UsageError } from '../../../proto/errors.js';
+import type { ByteSource } from '../byte-source.js';
+import { assembleCheckpoint, type Checkpoint } from '../checkpoint.js';
+import type { HubStats } from './client.js';
+import type { HubOptions } from './options.js';
+import { openRevision, type WeightFileInfo } from './revision.js';
+
+/** A checkpoint read from the hub: the local Checkpoint shape plus where it came from. */
+export interface HubCheckpoint extends Checkpoint {
+  /** The commit the revision pointed at when opened. */
+  commit: string;
+  /** sha256 of every weight file (LFS), by file name. */
+  sha256: Record<string, string>;
+  /** Live counters of the HTTP requests and bytes this checkpoint cost. */
+  stats: HubStats;
+}
+
+/**
+ * `hf://OWNER/NAME[@REV]` as a Checkpoint. Headers are read now (through the caches);
+ * tensor rows later, by range, through each TensorInfo's source.
+ */
+export async function openHubCheckpoint(ref: string, options: HubOptions = {}): Promise<HubCheckpoint> {
+  const rev = await openRevision(ref, options);
+  const ckpt = await assembleCheckpoint(ref, rev.store, rev.weights, rev.config);
+  const sha256: Record<string, string> = {};
+  for (const f of rev.weightFiles) if (f.sha256) sha256[f.path] = f.sha256;
+  return { ...ckpt, commit: rev.commit, sha256, stats: rev.client.stats };
+}
+
+/** What a revision holds, without reading weight bytes: the commit and each weight file's sha256. */
+export async function describeRevision(ref: string, options: HubOptions = {}): Promise<{ commit: string; files: WeightFileInfo[]; stats: HubStats }> {
+  const rev = await openRevision(ref, options);
+  return { commit: rev.commit, files: rev.weightFiles, stats: rev.client.stats };
+}
+
+/**
+ * One file by the name a remote TensorInfo's source carries (`hf://OWNER/NAME@COMMIT/FILE`),
+ * for code that reopens sources by name in another thread (the --full shards).
+ */
+export async function openHubFile(name: string, options: HubOptions = {}): Promise<ByteSource> {
+  const m = /^(hf:\/\/[^@]+@[0-9a-f]{40})\/(.+)$/.exec(name);
+  if (!m) throw new UsageError(`${name}: not a pinned hub file name (hf://OWNER/NAME@COMMIT/FILE)`);
+  const rev = await openRevision(m[1], options);
+  return rev.store.open(m[2]);
+}

@@ -1,0 +1,60 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_RETRY, REMOTE_GAP_BYTES, type FetchLike, type RetryPolicy } from '../http-byte-source.js';
+
+/** How to reach the hub; every unset field has an environment or built-in default. */
+export interface HubOptions {
+  /** @default globalThis.fetch */
+  fetch?: FetchLike;
+  /** Our cache of headers, indexes and byte ranges. @default $NEUROMFA_CACHE or ~/.cache/neuromfa */
+  cacheDir?: string;
+  /** The user's Hugging Face cache, read when a file is already there. @default $HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub */
+  hfCacheDir?: string;
+  /** @default $HF_ENDPOINT or https://huggingface.co */
+  endpoint?: string;
+  /** Sent as `Authorization: Bearer` to the endpoint's origin only. @default $HF_TOKEN ('' means none) */
+  token?: string;
+  retry?: Partial<RetryPolicy>;
+  /** Injected by tests so retries take no wall time. */
+  sleep?: (ms: number) => Promise<void>;
+  /** Concurrent HTTP requests per checkpoint. @default 8 */
+  maxConcurrent?: number;
+  /** Hard bound on HTTP requests per checkpoint, so a bug cannot hammer the hub. @default 100000 */
+  maxRequests?: number;
+  /** Unwanted bytes read between two wanted rows rather than split a request. @default 4096 (REMOTE_GAP_BYTES) */
+  coalesceGapBytes?: number;
+  /** Where the defaults are read from. @default process.env */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface ResolvedHubOptions {
+  fetch: FetchLike;
+  cacheDir: string;
+  hfCacheDir: string;
+  endpoint: string;
+  token?: string;
+  retry: RetryPolicy;
+  sleep?: (ms: number) => Promise<void>;
+  maxConcurrent: number;
+  maxRequests: number;
+  coalesceGapBytes: number;
+}
+
+export function resolveHubOptions(opts: HubOptions): ResolvedHubOptions {
+  const env = opts.env ?? process.env;
+  const home = () => homedir();
+  const hfHome = env.HF_HOME || join(env.XDG_CACHE_HOME || join(home(), '.cache'), 'huggingface');
+  const token = opts.token ?? env.HF_TOKEN;
+  return {
+    fetch: opts.fetch ?? ((u, i) => fetch(u, i)),
+    cacheDir: opts.cacheDir ?? (env.NEUROMFA_CACHE || join(home(), '.cache', 'neuromfa')),
+    hfCacheDir: opts.hfCacheDir ?? (env.HF_HUB_CACHE || join(hfHome, 'hub')),
+    endpoint: (opts.endpoint ?? (env.HF_ENDPOINT || 'https://huggingface.co')).replace(/\/+$/, ''),
+    token: token ? token : undefined,
+    retry: { ...DEFAULT_RETRY, ...opts.retry },
+    sleep: opts.sleep,
+    maxConcurrent: opts.maxConcurrent ?? 8,
+    maxRequests: opts.maxRequests ?? 100_000,
+    coalesceGapBytes: opts.coalesceGapBytes ?? REMOTE_GAP_BYTES,
+  };
+}

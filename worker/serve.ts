@@ -1,0 +1,232 @@
+/**
+ * A worker's shard service: takes a ShardTask however it arrived (gRPC, NATS), confines its
+ * file paths to --model-root, runs it on the thread pool and counts it. The transports
+ * (worker/transport/) only move bytes to and from handleMessage(); the math is
+ * executeShard(), called by the pool's threads — there is no second copy of it here.
+ */
+import { readFileSync } from 'node:fs';
+import { realpath } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import { InputError, toWireError } from '../proto/errors.js';
+import { decodeTask, encodeReply, MessageFormatError } from '../proto/codec.js';
+import type { WorkerDescription } from '../proto/describe.js';
+import type { MatrixPart, ShardReply, ShardTask } from '../proto/shard.js';
+import { PiscinaBackend } from './backends/piscina.js';
+import type { ShardBackend } from './backends/shard-backend.js';
+import { executeShard } from './execute-shard.js';
+import { silentLogger, type Logger } from './log.js';
+import { matrixBlocks } from './matrix-histogram.js';
+import { WorkerMetrics } from './metrics.js';
+import { confinePath } from './confine-path.js';
+
+export interface ServeOptions {
+  /** Threads of the shard pool. */
+  threads: number;
+  /** Shards may read files under this directory only; without it, only inline bytes. */
+  modelRoot?: string;
+  /** Largest message accepted, in bytes (the transports enforce it; Describe reports it). */
+  maxMessageBytes: number;
+  metrics?: WorkerMetrics;
+  log?: Logger;
+  /** Where shards run; a PiscinaBackend of `threads` unless given (tests inject one). */
+  backend?: ShardBackend;
+}
+
+export interface HandleOptions {
+  /** Which transport it came through, for the metrics' `transport` label. */
+  transport: string;
+  signal?: AbortSignal;
+}
+
+/** package.json's version; this file runs as dist/worker/serve.js. */
+const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+
+export class ShardService {
+  readonly metrics: WorkerMetrics;
+  readonly log: Logger;
+  private running = 0;
+  private ready = false;
+  private readonly backend: ShardBackend;
+  private idleWaiters: Array<() => void> = [];
+
+  private readonly started: Promise<void>;
+  /** realpath of --model-root, or undefined: no file access at all. */
+  private root: { given: string; real: string } | undefined;
+
+  /**
+   * Starts the pool at once; whenReady() resolves when every thread has computed a
+   * self-test shard correctly (and the model root exists). Shards arriving before wait.
+   */
+  constructor(private readonly o: ServeOptions) {
+    this.metrics = o.metrics ?? new WorkerMetrics();
+    this.log = o.log ?? silentLogger;
+    this.metrics.set('neuromfa_worker_threads', o.threads);
+    this.metrics.set('neuromfa_worker_ready', 0);
+    this.backend = o.backend ?? new PiscinaBackend(o.threads);
+    this.started = this.start();
+    // Observed here so an early failure is not an unhandled rejection; whenReady() rethrows it.
+    this.started.catch(() => {});
+  }
+
+  whenReady(): Promise<void> {
+    return this.started;
+  }
+
+  private async start(): Promise<void> {
+    if (this.o.modelRoot !== undefined) {
+      const given = resolve(this.o.modelRoot);
+      try {
+        this.root = { given, real: await realpath(given) };
+      } catch (err) {
+        throw new InputError(`--model-root ${this.o.modelRoot}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : (err as Error).message}`, { cause: err });
+      }
+    }
+    await this.selfTest();
+    this.ready = true;
+    this.metrics.set('neuromfa_worker_ready', 1);
+  }
+
+  get isReady(): boolean {
+    return this.ready;
+  }
+
+  /** Shards accepted and not yet answered. */
+  get inFlight(): number {
+    return this.running;
+  }
+
+  get threads(): number {
+    return this.o.threads;
+  }
+
+  describe(transports: string[]): WorkerDescription {
+    return {
+      version: VERSION,
+      threads: this.o.threads,
+      backend: this.backend.name,
+      backends: ['threads', 'in-process'],
+      transports,
+      readsFiles: this.o.modelRoot !== undefined,
+      maxMessageBytes: this.o.maxMessageBytes,
+      host: hostname(),
+    };
+  }
+
+  /** Decodes, runs and encodes one shard; never throws: every failure is an error reply. */
+  async handleMessage(bytes: Uint8Array, options: HandleOptions): Promise<Uint8Array> {
+    let task: ShardTask;
+    try {
+      task = decodeTask(bytes);
+    } catch (err) {
+      return this.refuse(err, options.transport);
+    }
+    return encodeReply(await this.handle(task, options));
+  }
+
+  /** An error reply for a message refused before it became a task (malformed, oversized). */
+  refuse(err: unknown, transport: string): Uint8Array {
+    const error = toWireError(err);
+    this.metrics.inc('neuromfa_worker_errors_total', { ...this.labels(transport), code: error.code });
+    this.log.warn('message refused', { transport, error: error.message, code: error.code });
+    return encodeReply({ ok: false, error });
+  }
+
+  async handle(task: ShardTask, options: HandleOptions): Promise<ShardReply> {
+    const labels = this.labels(options.transport);
+    this.running++;
+    this.metrics.set('neuromfa_worker_shards_in_flight', this.running);
+    try {
+      await this.started;
+      const result = await this.backend.run(await this.confined(task), { signal: options.signal });
+      this.metrics.inc('neuromfa_worker_shards_total', { ...labels, measure: task.measure, outcome: 'ok' });
+      this.metrics.observe('neuromfa_worker_shard_seconds', result.seconds, labels);
+      this.metrics.inc('neuromfa_worker_edges_total', labels, result.edges);
+      this.metrics.inc('neuromfa_worker_bytes_read_total', labels, result.bytesRead);
+      this.log.info('shard done', { transport: options.transport, id: task.id, measure: task.measure, seconds: result.seconds, edges: result.edges, bytesRead: result.bytesRead });
+      return { ok: true, result };
+    } catch (err) {
+      const error = toWireError(err);
+      this.metrics.inc('neuromfa_worker_shards_total', { ...labels, measure: task.measure, outcome: 'error' });
+      this.metrics.inc('neuromfa_worker_errors_total', { ...labels, code: error.code });
+      this.log.warn('shard failed', { transport: options.transport, id: task.id, error: error.message, code: error.code });
+      return { ok: false, error };
+    } finally {
+      this.running--;
+      this.metrics.set('neuromfa_worker_shards_in_flight', this.running);
+      if (this.running === 0) for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  /** Resolves when no shard is in flight. */
+  idle(): Promise<void> {
+    return this.running === 0 ? Promise.resolve() : new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  async close(): Promise<void> {
+    this.ready = false;
+    this.metrics.set('neuromfa_worker_ready', 0);
+    await this.backend.close();
+  }
+
+  private labels(transport: string) {
+    return { backend: this.backend.name, transport };
+  }
+
+  /**
+   * The task as the pool may run it: inline bytes checked against the blocks they claim to
+   * be, file paths replaced by their real paths under the model root. The pool's threads
+   * open those paths (a function cannot cross to a thread), so the check happens here.
+   */
+  private async confined(task: ShardTask): Promise<ShardTask> {
+    if (task.measure !== 'mfa' || task.input.kind !== 'matrix') return task;
+    const input = task.input;
+    // A well-formed message can still describe absurd work (rows = 2^50): the block list
+    // alone would exhaust memory. Planned shards are tens of MB.
+    const weightBytes = input.parts.reduce((a, p) => a + p.rows * (input.colEnd - input.colStart) * BYTES[p.dtype], 0);
+    if (!(weightBytes <= MAX_SHARD_WEIGHT_BYTES)) {
+      throw new InputError(`shard ${task.id} covers ${weightBytes} bytes of weights, over the worker's ${MAX_SHARD_WEIGHT_BYTES}: plan smaller shards (--shard-mb)`);
+    }
+    if (input.inline) {
+      const blocks = matrixBlocks(input.parts, input.inputs, input.colStart, input.colEnd);
+      if (blocks.length !== input.inline.length) throw new MessageFormatError(`shard ${task.id}: ${input.inline.length} inline blocks, the matrix range needs ${blocks.length}`);
+      blocks.forEach((b, k) => {
+        const want = b.count * b.sliceBytes;
+        if (input.inline![k].length !== want) throw new MessageFormatError(`shard ${task.id}: inline block ${k} has ${input.inline![k].length} bytes, ${want} expected`);
+      });
+      return task;
+    }
+    if (!this.root) {
+      throw new InputError(`shard ${task.id} names ${input.parts[0].file}, but this worker has no --model-root and reads no files: ship the bytes inline (--ship-bytes)`);
+    }
+    const real = new Map<string, string>();
+    for (const p of input.parts) if (!real.has(p.file)) real.set(p.file, await confinePath(this.root, p.file));
+    const parts: MatrixPart[] = input.parts.map((p) => ({ ...p, file: real.get(p.file)! }));
+    return { ...task, input: { ...input, parts } };
+  }
+
+  /**
+   * `threads` tiny shards at once through the pool (piscina starts every thread up front),
+   * each compared with the in-process kernel: the pool loads the kernel and agrees with it.
+   */
+  private async selfTest(): Promise<void> {
+    const degree = 24;
+    const weights = Float64Array.from({ length: 2 * degree }, (_, k) => 1 / (2 + (k % degree) * 3.7));
+    const task: ShardTask = {
+      id: 0,
+      measure: 'mfa',
+      params: { threshold: 150, decimals: 0, minNeighbors: 1, q: [-1, 0, 1] },
+      input: { kind: 'groups', weights, stride: 1, offsets: Uint32Array.of(0, degree, 2 * degree) },
+    };
+    const want = await executeShard(task);
+    const got = await Promise.all(Array.from({ length: this.o.threads }, () => this.backend.run(task)));
+    for (const r of got) {
+      if (r.measure !== 'mfa' || want.measure !== 'mfa' || r.sums.join() !== want.sums.join() || r.present.join() !== want.present.join()) {
+        throw new Error(`self-test shard on the ${this.backend.name} backend disagrees with the in-process kernel`);
+      }
+    }
+  }
+}
+
+const BYTES: Record<MatrixPart['dtype'], number> = { F64: 8, F32: 4, F16: 2, BF16: 2 };
+const MAX_SHARD_WEIGHT_BYTES = 2 ** 32;

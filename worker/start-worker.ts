@@ -1,0 +1,103 @@
+/**
+ * A whole worker: the shard service, its transports and its metrics endpoint, started in
+ * the order that keeps probes honest (health NOT_SERVING until the pool is ready) and
+ * stopped in the order that loses nothing (stop taking shards, finish the ones in flight,
+ * then close). `neuromfa worker` wraps it with flags and signals; tests call it directly.
+ */
+import type { NatsConnection } from 'nats';
+import type { ShardBackend } from './backends/shard-backend.js';
+import { silentLogger, type Logger } from './log.js';
+import { WorkerMetrics } from './metrics.js';
+import { ShardService } from './serve.js';
+import { startGrpcServer, type GrpcServerTls, type GrpcTransport } from './transport/grpc-server.js';
+import { natsConnect, type NatsConnectOptions } from './transport/nats-connect.js';
+import { DEFAULT_SUBJECT, startNatsWorker, type NatsTransport } from './transport/nats-worker.js';
+
+export interface WorkerOptions {
+  threads: number;
+  modelRoot?: string;
+  maxMessageBytes: number;
+  /** Serve gRPC on host:port (port 0: a free one). */
+  grpc?: { address: string; tls?: GrpcServerTls };
+  /** Join the deployment's queue group on these NATS servers. */
+  nats?: NatsConnectOptions & { subject?: string; heartbeatMs?: number };
+  /** Serve /metrics and /healthz on this port (0: a free one). */
+  metrics?: { port: number; host?: string };
+  log?: Logger;
+  /** Where shards run; a thread pool of `threads` unless given. */
+  backend?: ShardBackend;
+}
+
+export interface RunningWorker {
+  readonly service: ShardService;
+  readonly grpcPort?: number;
+  readonly metricsPort?: number;
+  /** Stops taking shards, finishes the ones in flight, closes transports, pool and metrics. */
+  stop(): Promise<void>;
+}
+
+export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
+  const log = o.log ?? silentLogger;
+  const metrics = new WorkerMetrics();
+  const transports = [...(o.grpc ? ['grpc'] : []), ...(o.nats ? ['nats'] : [])];
+  const closers: Array<() => Promise<void>> = [];
+  const closeAll = async () => {
+    for (const close of closers.reverse()) await close();
+  };
+  try {
+    const service = new ShardService({ threads: o.threads, modelRoot: o.modelRoot, maxMessageBytes: o.maxMessageBytes, metrics, log, backend: o.backend });
+    closers.push(() => service.close());
+    let metricsPort: number | undefined;
+    if (o.metrics) {
+      const m = await metrics.listen(o.metrics.port, o.metrics.host, () => service.isReady);
+      metricsPort = m.port;
+      closers.push(m.close);
+      log.info('metrics listening', { port: m.port, path: '/metrics' });
+    }
+    let grpc: GrpcTransport | undefined;
+    if (o.grpc) {
+      grpc = await startGrpcServer(service, { address: o.grpc.address, maxMessageBytes: o.maxMessageBytes, tls: o.grpc.tls, transports });
+      const g = grpc;
+      closers.push(async () => g.forceShutdown());
+      log.info('grpc listening', { address: o.grpc.address, port: grpc.port, tls: Boolean(o.grpc.tls), mutualTls: Boolean(o.grpc.tls?.requireClientCert) });
+    }
+    await service.whenReady();
+    let nats: NatsTransport | undefined;
+    if (o.nats) {
+      const nc: NatsConnection = await natsConnect({ ...o.nats, name: o.nats.name ?? 'neuromfa-worker', waitOnFirstConnect: o.nats.waitOnFirstConnect ?? true });
+      closers.push(() => nc.close());
+      watchNats(nc, log);
+      nats = await startNatsWorker(service, nc, { subject: o.nats.subject, maxMessageBytes: o.maxMessageBytes, heartbeatMs: o.nats.heartbeatMs, transports });
+      log.info('nats subscribed', { servers: o.nats.servers, subject: o.nats.subject ?? DEFAULT_SUBJECT, maxPayload: nc.info?.max_payload });
+    }
+    log.info('ready', { threads: o.threads, transports, grpcPort: grpc?.port, metricsPort, modelRoot: o.modelRoot ?? null });
+    let stopping: Promise<void> | undefined;
+    return {
+      service,
+      grpcPort: grpc?.port,
+      metricsPort,
+      stop() {
+        stopping ??= (async () => {
+          log.info('stopping: no new shards, finishing the ones in flight', { inFlight: service.inFlight });
+          await Promise.all([grpc?.shutdown(), nats?.shutdown()]);
+          await service.idle();
+          await closeAll();
+          log.info('stopped', { shards: metrics.total('neuromfa_worker_shards_total'), errors: metrics.total('neuromfa_worker_errors_total') });
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+/** Connection events into the log: a restarted nats-server shows as disconnect, then reconnect. */
+function watchNats(nc: NatsConnection, log: Logger): void {
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === 'disconnect' || s.type === 'reconnect' || s.type === 'error') log.warn(`nats ${s.type}`, { data: String(s.data) });
+    }
+  })();
+}
