@@ -238,7 +238,9 @@ natsTest('NATS with user/password over TLS: the right credentials are served, wr
   const slow = slowTask(9);
   const running = backend.run(slow);
   const since = Date.now();
-  while ((await inFlight(w.metricsPort!)) < 1 && Date.now() - since < 10_000) await new Promise((r) => setTimeout(r, 5));
+  // Generous: on a loaded 2-core CI machine the chunked upload can take seconds.
+  while ((await inFlight(w.metricsPort!)) < 1 && Date.now() - since < 60_000) await new Promise((r) => setTimeout(r, 5));
+  t.true((await inFlight(w.metricsPort!)) >= 1, 'the shard reached the worker before SIGTERM');
   const exited = w.stop('SIGTERM');
   t.deepEqual(timeless(await running), timeless(await inProcess.run(slow)));
   t.deepEqual(await exited, { code: 0, signal: null });

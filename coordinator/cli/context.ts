@@ -3,6 +3,7 @@ import { PiscinaBackend } from '../../worker/backends/piscina.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
 import { parseInteger } from './flags.js';
 import { progressBar } from './progress.js';
+import { remoteBackend } from './remote-backend.js';
 import type { RunListener } from '../run/run-shards.js';
 
 /** What every command gets: output streams, and how to make a backend and a progress bar. */
@@ -22,10 +23,22 @@ export function threadsFrom(raw: string | undefined): number {
   return raw === undefined ? availableParallelism() : parseInteger('--threads', raw, 1, 1024);
 }
 
-/** Runs `work` with a thread pool and a progress bar, closing both whatever happens. */
-export async function withBackend<T>(ctx: CliContext, threads: number, label: string, work: (b: ShardBackend, l: RunListener) => Promise<T>): Promise<T> {
-  const backend = new PiscinaBackend(threads);
-  const progress = progressBar(ctx.interactive, label);
+/**
+ * Runs `work` with a backend — remote workers when the flags name them, else a local thread
+ * pool — and a progress bar, closing both whatever happens.
+ */
+export async function withBackend<T>(
+  ctx: CliContext,
+  threads: number,
+  label: string,
+  work: (b: ShardBackend, l: RunListener) => Promise<T>,
+  flags: Record<string, string | boolean | undefined> = {},
+): Promise<T> {
+  let listener: RunListener = () => {};
+  const remote = await remoteBackend(flags, (e) => listener(e));
+  const backend = remote ?? new PiscinaBackend(threads);
+  const progress = progressBar(ctx.interactive, label, remote ? (remote as { liveWorkers?: number }).liveWorkers : undefined);
+  listener = progress.listener;
   try {
     return await work(backend, progress.listener);
   } finally {

@@ -6,6 +6,7 @@ import { json, threadsFrom, withBackend, type CliContext } from '../context.js';
 import { mfaParams, parseInteger, parseNumber, parseSamples } from '../flags.js';
 import { table } from '../format.js';
 import { addAnalysisFlags, addRunFlags, type CommandSpec } from './common.js';
+import { addClusterFlags } from '../remote-backend.js';
 
 /** Options shared by analyze and emergence. */
 export function addModelFlags(cmd: Command): void {
@@ -37,6 +38,7 @@ export const analyzeCommand = {
   configure(cmd: Command) {
     cmd.argument('<model>', 'checkpoint directory (config.json + safetensors) or a .safetensors file');
     addModelFlags(cmd);
+    addClusterFlags(cmd);
     cmd.option('--out <dir>', 'write report.json, spectrum.svg and tau.svg here; finished shards are kept in DIR/shards as they arrive');
     cmd.option('--resume <dir>', 'continue a killed run whose --out was DIR, without recomputing its finished shards');
   },
@@ -46,7 +48,7 @@ export const analyzeCommand = {
     if (o.resume && o.out && o.resume !== o.out) throw new UsageError('--resume DIR writes its report into DIR: leave out --out, or give the same directory');
     const out = (o.resume ?? o.out) as string | undefined;
     if (out) opts.journal = { dir: out, resume: Boolean(o.resume) };
-    const report = await withBackend(ctx, threads, 'analyze', (b, l) => analyzeModel(model, opts, b, l));
+    const report = await withBackend(ctx, threads, 'analyze', (b, l) => analyzeModel(model, opts, b, l), o);
     const files = out ? await writeAnalyzeReport(out, report) : [];
     if (o.json) {
       ctx.out(json(report));

@@ -1,0 +1,75 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { UsageError } from '../../proto/errors.js';
+import type { ShardResult, ShardTask } from '../../proto/shard.js';
+import { GrpcBackend } from '../../worker/backends/grpc.js';
+import { NatsBackend } from '../../worker/backends/nats.js';
+import type { ShardBackend } from '../../worker/backends/shard-backend.js';
+import { ClusterBackend, type ClusterEvent } from '../dispatch/cluster-backend.js';
+import { withInlineBytes } from '../plan/ship-bytes.js';
+import { parseNumber } from './flags.js';
+
+/** Flags that send shards to remote workers instead of the local thread pool. */
+export function addClusterFlags(cmd: Command): void {
+  cmd.option('--workers <list>', 'gRPC workers: comma-separated grpc://host:port, or dns:///service:port (round robin over a headless service)');
+  cmd.option('--nats <url>', 'NATS server of a worker deployment (nats://host:4222)');
+  cmd.option('--subject <s>', 'NATS subject the workers listen on', 'neuromfa.shards');
+  cmd.option('--ship-bytes', "send each shard's weight bytes with it (workers without the model on disk)");
+  cmd.option('--shard-deadline <s>', 'seconds one shard may take on one worker before it is retried elsewhere', '600');
+  cmd.option('--tls-ca <file>', 'gRPC: CA certificate that signed the workers\' certificates (enables TLS)');
+  cmd.option('--tls-cert <file>', 'gRPC: client certificate, for mutual TLS');
+  cmd.option('--tls-key <file>', 'gRPC: client key, for mutual TLS');
+  cmd.option('--nats-user <user>', 'NATS user (password from NEUROMFA_NATS_PASS)');
+  cmd.option('--nats-token <token>', 'NATS token (or NEUROMFA_NATS_TOKEN)');
+  cmd.option('--nats-tls-ca <file>', 'NATS: CA certificate of the server (enables TLS)');
+}
+
+/** Prepends each shard's bytes before handing it on. */
+class ShipBytes implements ShardBackend {
+  readonly name: string;
+  constructor(private readonly inner: ShardBackend) {
+    this.name = `${inner.name}+bytes`;
+  }
+  get concurrency(): number {
+    return this.inner.concurrency;
+  }
+  async run(task: ShardTask, options?: { signal?: AbortSignal }): Promise<ShardResult> {
+    return this.inner.run(await withInlineBytes(task), options);
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+const readOpt = async (f: unknown) => (typeof f === 'string' ? readFile(f) : undefined);
+
+/** The remote backend the flags ask for, or undefined for the local thread pool. */
+export async function remoteBackend(o: Record<string, string | boolean | undefined>, onEvent: (e: ClusterEvent) => void): Promise<ShardBackend | undefined> {
+  if (!o.workers && !o.nats) {
+    if (o.shipBytes) throw new UsageError('--ship-bytes needs --workers or --nats');
+    return undefined;
+  }
+  if (o.workers && o.nats) throw new UsageError('--workers and --nats exclude each other');
+  const deadlineMs = parseNumber('--shard-deadline', o.shardDeadline as string) * 1000;
+  let workers: ShardBackend[];
+  if (o.workers) {
+    const tls = o.tlsCa ? { ca: await readOpt(o.tlsCa), cert: await readOpt(o.tlsCert), key: await readOpt(o.tlsKey) } : undefined;
+    const targets = (o.workers as string).split(',').map((s) => s.trim()).filter(Boolean);
+    workers = await Promise.all(targets.map((t) => GrpcBackend.connect(t, { tls, deadlineMs, readyTimeoutMs: 30_000 })));
+  } else {
+    const ca = await readOpt(o.natsTlsCa);
+    workers = [
+      await NatsBackend.connect({
+        servers: o.nats as string,
+        subject: o.subject as string,
+        user: o.natsUser as string | undefined,
+        pass: process.env.NEUROMFA_NATS_PASS,
+        token: (o.natsToken as string | undefined) ?? process.env.NEUROMFA_NATS_TOKEN,
+        tls: ca ? { ca: ca.toString() } : undefined,
+        deadlineMs,
+      }),
+    ];
+  }
+  const cluster = new ClusterBackend(workers, { shardDeadlineMs: deadlineMs, onEvent });
+  return o.shipBytes ? new ShipBytes(cluster) : cluster;
+}

@@ -1,0 +1,86 @@
+import test from 'ava';
+import { join } from 'node:path';
+import { runCli } from './helpers/run-cli.js';
+import { conformanceDir } from './helpers/shared.js';
+import { makeTmpDir } from './helpers/tmp.js';
+import { startWorkerProcess, type WorkerProcess } from './helpers/worker-process.js';
+
+const model = join(conformanceDir, 'gptneox', 'neox-f16-trained');
+// Small shards so every worker gets many: 96 KB of weights each.
+const common = ['analyze', model, '--full', '--json', '--shard-mb', '0.09'];
+const workers: WorkerProcess[] = [];
+
+test.after.always(async () => {
+  await Promise.all(workers.map((w) => w.stop('SIGTERM').catch(() => undefined)));
+});
+
+test.serial('analyze --full through two gRPC worker processes equals the embedded run, bit for bit; --ship-bytes too', async (t) => {
+  for (const root of [conformanceDir, conformanceDir]) workers.push(await startWorkerProcess(['--threads', '1', '--grpc', '127.0.0.1:0', '--model-root', root]));
+  const embedded = await runCli([...common, '--threads', '1']);
+  t.is(embedded.code, 0, embedded.stderr);
+  const list = workers.map((w) => `grpc://${w.grpcAddress}`).join(',');
+  const remote = await runCli([...common, '--workers', list]);
+  t.is(remote.code, 0, remote.stderr);
+  const a = JSON.parse(embedded.stdout);
+  const b = JSON.parse(remote.stdout);
+  t.true(a.stats.shards > 4);
+  t.deepEqual(b.samples, a.samples);
+  t.is(b.stats.edges, a.stats.edges);
+  const shipped = await runCli([...common, '--workers', list, '--ship-bytes']);
+  t.is(shipped.code, 0, shipped.stderr);
+  t.deepEqual(JSON.parse(shipped.stdout).samples, a.samples);
+});
+
+test.serial('--resume reuses every finished shard of a run and gives the same numbers', async (t) => {
+  const { dir, cleanup } = await makeTmpDir();
+  try {
+    const out = join(dir, 'run');
+    const first = await runCli([...common, '--threads', '1', '--out', out]);
+    t.is(first.code, 0, first.stderr);
+    const again = await runCli([...common, '--threads', '1', '--resume', out]);
+    t.is(again.code, 0, again.stderr);
+    const a = JSON.parse(first.stdout);
+    const b = JSON.parse(again.stdout);
+    t.is(a.stats.resumedShards, 0);
+    t.is(b.stats.resumedShards, a.stats.shards);
+    t.deepEqual(b.samples, a.samples);
+    const other = await runCli(['analyze', model, '--full', '--json', '--shard-mb', '0.05', '--resume', out]);
+    t.is(other.code, 4);
+    t.regex(other.stderr, /--resume found a run of another model, input or parameters/);
+  } finally {
+    await cleanup();
+  }
+});
+
+test('--ship-bytes without workers is a usage error', async (t) => {
+  const r = await runCli([...common, '--ship-bytes']);
+  t.is(r.code, 2);
+  t.regex(r.stderr, /^neuromfa: --ship-bytes needs --workers or --nats\n$/);
+});
+
+test.serial('SIGKILL of one of three workers mid-run: the run finishes with the same numbers', async (t) => {
+  const { dir, cleanup } = await makeTmpDir();
+  const { writeSyntheticNeox } = await import('../coordinator/demo/synthetic-neox.js');
+  const three: WorkerProcess[] = [];
+  try {
+    const ckpt = join(dir, 'model');
+    await writeSyntheticNeox(ckpt, { hidden: 256, blocks: 4, vocab: 64, dtype: 'F16', progress: 0.5, seed: 3 });
+    const args = ['analyze', ckpt, '--full', '--json', '--shard-mb', '0.02'];
+    const embedded = await runCli([...args, '--threads', '1']);
+    t.is(embedded.code, 0, embedded.stderr);
+    for (let i = 0; i < 3; i++) three.push(await startWorkerProcess(['--threads', '1', '--grpc', '127.0.0.1:0', '--model-root', dir]));
+    workers.push(...three);
+    const run = runCli([...args, '--workers', three.map((w) => `grpc://${w.grpcAddress}`).join(',')]);
+    // Kill once the run is under way (shards are ~10 ms each; the run takes well over a second).
+    await new Promise((r) => setTimeout(r, 700));
+    three[1].kill();
+    const remote = await run;
+    t.is(remote.code, 0, remote.stderr);
+    const a = JSON.parse(embedded.stdout);
+    const b = JSON.parse(remote.stdout);
+    t.true(a.stats.shards > 100);
+    t.deepEqual(b.samples, a.samples);
+  } finally {
+    await cleanup();
+  }
+});
