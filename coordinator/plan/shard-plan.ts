@@ -1,6 +1,7 @@
 import type { MatrixPart, MfaParams, NfdParams, ShardTask } from '../../proto/shard.js';
 import type { Checkpoint } from '../../worker/io/checkpoint.js';
-import { requireFloatTensor } from '../../worker/io/safetensors.js';
+import { InputError } from '../../proto/errors.js';
+import { isContiguous, requireFloatTensor } from '../../worker/io/safetensors.js';
 import type { NinMatrix } from '../nin/layouts.js';
 import type { EdgeGroups } from './edge-groups.js';
 
@@ -50,6 +51,9 @@ export function matrixTasks(matrices: readonly NinMatrix[], ckpt: Checkpoint, pa
   for (const m of matrices) {
     const parts: MatrixPart[] = m.parts.map((p) => {
       const t = ckpt.tensors.get(p.tensor)!;
+      // Matrix shards stream row-major bytes; a strided view (.bin transposes) would be misread.
+      if (!isContiguous(t)) throw new InputError(`${t.source.name}: tensor ${p.tensor} is a non-contiguous view; --full needs contiguous tensors (sampled analysis reads it fine)`);
+      if (t.source.name.startsWith('hf://')) throw new InputError(`${p.tensor}: --full reads remote (hf://) checkpoints not yet; download the files or use sampled analysis`);
       return { tensor: p.tensor, file: t.source.name, dataStart: t.start, dtype: requireFloatTensor(t), rows: p.rows, transposed: p.transposed };
     });
     const bytesPerColumn = parts.reduce((a, p) => a + p.rows * BYTES_PER_ELEMENT[p.dtype], 0);
