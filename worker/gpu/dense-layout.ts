@@ -1,5 +1,6 @@
 import type { BoxMass } from '../kernel/box-mass.js';
 import { powerTable, type PowerTable } from '../kernel/power-table.js';
+import { indexer, presentBuckets } from '../kernel/partition-sums.js';
 
 /**
  * Host side of the float32 kernels: which nodes and rows a shard has, and its box masses
@@ -21,81 +22,29 @@ export interface ShardLayout {
   hits: number;
 }
 
-/** Dense marks serve while the bucket span is at most this wide (as the f64 path). */
-const DENSE_RANGE_LIMIT = 1 << 22;
-
-// TODO(hook): the selection rule and the present set duplicate partition-sums.ts's private
-// presentBuckets; once that file exports them, use those and delete these lines.
+/** The f64 path's selection rule and present set, with the selected nodes listed. */
 export function shardLayout(box: BoxMass, minNeighbors: number): ShardLayout {
+  const isSelected = new Uint8Array(box.nodes);
   let selected = 0;
   let maxN = 1;
   let hits = 0;
-  let min = Infinity;
-  let max = -Infinity;
-  for (let i = 0; i < box.nodes; i++) if (box.kept[i] > minNeighbors) selected++;
-  const nodes = new Uint32Array(selected);
-  let s = 0;
   for (let i = 0; i < box.nodes; i++) {
     if (!(box.kept[i] > minNeighbors)) continue;
-    nodes[s++] = i;
+    isSelected[i] = 1;
+    selected++;
     maxN = Math.max(maxN, box.kept[i] + 1);
-    const a = box.offsets[i];
-    const z = box.offsets[i + 1];
-    hits += z - a;
-    if (z > a) {
-      min = Math.min(min, box.buckets[a]);
-      max = Math.max(max, box.buckets[z - 1]);
-    }
+    hits += box.offsets[i + 1] - box.offsets[i];
   }
-  if (hits === 0) return { selected, nodes, present: new Int32Array(0), maxN, hits };
-  let present: Int32Array;
-  if (max - min < DENSE_RANGE_LIMIT) {
-    const marks = new Uint8Array(max - min + 1);
-    let count = 0;
-    for (const i of nodes) {
-      for (let e = box.offsets[i]; e < box.offsets[i + 1]; e++) {
-        const m = box.buckets[e] - min;
-        if (!marks[m]) {
-          marks[m] = 1;
-          count++;
-        }
-      }
-    }
-    present = new Int32Array(count);
-    let k = 0;
-    for (let m = 0; m < marks.length; m++) if (marks[m]) present[k++] = m + min;
-  } else {
-    const all = new Int32Array(hits);
-    let k = 0;
-    for (const i of nodes) for (let e = box.offsets[i]; e < box.offsets[i + 1]; e++) all[k++] = box.buckets[e];
-    all.sort();
-    let u = 0;
-    for (let j = 0; j < all.length; j++) if (j === 0 || all[j] !== all[j - 1]) all[u++] = all[j];
-    present = all.slice(0, u);
-  }
-  return { selected, nodes, present, maxN, hits };
+  const nodes = new Uint32Array(selected);
+  for (let i = 0, s = 0; i < box.nodes; i++) if (isSelected[i]) nodes[s++] = i;
+  return { selected, nodes, present: presentBuckets(box, isSelected), maxN, hits };
 }
 
 /** Row of a present bucket in the sparse layout: present[k] is row k + 1 (row 0 is below them all). */
 export function rowIndexer(present: Int32Array): (b: number) => number {
   if (present.length === 0) return () => 0;
-  const min = present[0];
-  const span = present[present.length - 1] - min + 1;
-  if (span <= DENSE_RANGE_LIMIT) {
-    const at = new Int32Array(span);
-    for (let k = 0; k < present.length; k++) at[present[k] - min] = k + 1;
-    return (b) => at[b - min];
-  }
-  return (b) => {
-    let lo = 0;
-    let hi = present.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (present[mid] < b) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo + 1;
-  };
+  const at = indexer(present);
+  return (b) => at(b) + 1;
 }
 
 /** n^q and n^-q rounded to float32, q-major (q × stride) so a thread's q reads one stretch. */

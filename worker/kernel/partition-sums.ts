@@ -17,7 +17,8 @@ export interface PartitionPartial {
 /** Dense marks are used for the present set while the bucket range is at most this wide. */
 const DENSE_RANGE_LIMIT = 1 << 22;
 
-function presentBuckets(box: BoxMass, isSelected: Uint8Array): Int32Array {
+/** The distinct buckets hit by the selected nodes, ascending (shared with the GPU path). */
+export function presentBuckets(box: BoxMass, isSelected: Uint8Array): Int32Array {
   let min = Infinity;
   let max = -Infinity;
   let total = 0;
@@ -60,7 +61,7 @@ function presentBuckets(box: BoxMass, isSelected: Uint8Array): Int32Array {
 }
 
 /** Index of bucket b in the sorted present list. */
-function indexer(present: Int32Array): (b: number) => number {
+export function indexer(present: Int32Array): (b: number) => number {
   const min = present[0];
   const span = present[present.length - 1] - min + 1;
   if (span <= DENSE_RANGE_LIMIT) {
