@@ -2,11 +2,12 @@ import test, { type ExecutionContext } from 'ava';
 import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InputError } from '../proto/errors.js';
-import { openCheckpoint, type Checkpoint } from '../worker/io/checkpoint.js';
+import { openCheckpoint } from '../worker/io/checkpoint.js';
 import { bf16BitsToNumber, decodeFloats, type DType } from '../worker/io/dtype.js';
 import { requireFloatTensor, type TensorInfo } from '../worker/io/safetensors.js';
 import { float64ToBF16Bits, writeConfigJson, writeSafetensors } from '../worker/io/safetensors-writer.js';
 import { hfFixture, makeTmpDir } from './helpers/tmp.js';
+import { withCheckpoint } from './helpers/with-checkpoint.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 test.before(async () => {
@@ -16,14 +17,6 @@ test.after.always(async () => {
   await tmp.cleanup();
 });
 
-async function withCheckpoint<T>(path: string, fn: (c: Checkpoint) => Promise<T>): Promise<T> {
-  const c = await openCheckpoint(path);
-  try {
-    return await fn(c);
-  } finally {
-    await c.close();
-  }
-}
 
 const rawBytes = (t: TensorInfo) => t.source.read(t.start, t.end);
 const values = async (t: TensorInfo) => decodeFloats(requireFloatTensor(t), await rawBytes(t));

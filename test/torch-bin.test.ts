@@ -6,7 +6,6 @@ import { analyzeModel } from '../coordinator/analysis/model-analysis.js';
 import { InputError } from '../proto/errors.js';
 import { InProcessBackend } from '../worker/backends/in-process.js';
 import { MemoryByteSource } from '../worker/io/byte-source.js';
-import { openCheckpoint, type Checkpoint } from '../worker/io/checkpoint.js';
 import { bf16BitsToNumber, decodeFloats } from '../worker/io/dtype.js';
 import { unpickle } from '../worker/io/pickle.js';
 import { isContiguous, readRowList, readRows, requireFloatTensor, type TensorInfo } from '../worker/io/safetensors.js';
@@ -14,6 +13,7 @@ import { float64ToBF16Bits, float64ToF16Bits } from '../worker/io/safetensors-wr
 import { readTorchBin } from '../worker/io/torch-bin.js';
 import { readZipDirectory } from '../worker/io/zip.js';
 import { hfFixture, makeTmpDir } from './helpers/tmp.js';
+import { withCheckpoint } from './helpers/with-checkpoint.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 test.before(async () => {
@@ -23,14 +23,6 @@ test.after.always(async () => {
   await tmp.cleanup();
 });
 
-async function withCheckpoint<T>(path: string, fn: (c: Checkpoint) => Promise<T>): Promise<T> {
-  const c = await openCheckpoint(path);
-  try {
-    return await fn(c);
-  } finally {
-    await c.close();
-  }
-}
 
 const values = async (t: TensorInfo) => decodeFloats(requireFloatTensor(t), await readRows(t, 0, t.shape[0]));
 /** Every element of any-rank tensor, row-major (1-D and 0-D tensors read as one block). */
