@@ -10,6 +10,12 @@ const model = join(conformanceDir, 'gptneox', 'neox-f16-trained');
 const common = ['analyze', model, '--full', '--json', '--shard-mb', '0.09'];
 const workers: WorkerProcess[] = [];
 
+/** Shards a worker has finished, from its Prometheus endpoint. */
+async function shardsDone(port: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return [...text.matchAll(/^neuromfa_worker_shards_total(?:\{[^}]*\})? (\d+)/gm)].reduce((a, m) => a + Number(m[1]), 0);
+}
+
 test.after.always(async () => {
   await Promise.all(workers.map((w) => w.stop('SIGTERM').catch(() => undefined)));
 });
@@ -68,12 +74,14 @@ test.serial('SIGKILL of one of three workers mid-run: the run finishes with the 
     const args = ['analyze', ckpt, '--full', '--json', '--shard-mb', '0.02'];
     const embedded = await runCli([...args, '--threads', '1']);
     t.is(embedded.code, 0, embedded.stderr);
-    for (let i = 0; i < 3; i++) three.push(await startWorkerProcess(['--threads', '1', '--grpc', '127.0.0.1:0', '--model-root', dir]));
+    for (let i = 0; i < 3; i++) three.push(await startWorkerProcess(['--threads', '1', '--grpc', '127.0.0.1:0', '--model-root', dir, '--metrics-port', '0']));
     workers.push(...three);
     const run = runCli([...args, '--workers', three.map((w) => `grpc://${w.grpcAddress}`).join(',')]);
-    // Kill once the run is under way (shards are ~10 ms each; the run takes well over a second).
-    await new Promise((r) => setTimeout(r, 700));
-    three[1].kill();
+    // Kill worker 1 once it has finished a shard: the run is under way and it holds work.
+    const since = Date.now();
+    while ((await shardsDone(three[1].metricsPort!)) < 1 && Date.now() - since < 60_000) await new Promise((r) => setTimeout(r, 20));
+    t.true((await shardsDone(three[1].metricsPort!)) >= 1, 'worker 1 took shards before it was killed');
+    await three[1].kill();
     const remote = await run;
     t.is(remote.code, 0, remote.stderr);
     const a = JSON.parse(embedded.stdout);

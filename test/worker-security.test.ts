@@ -223,7 +223,8 @@ natsTest('NATS with user/password over TLS: the right credentials are served, wr
   const server = await NatsServer.start({ auth: { user: 'mfa', pass: 's3cret' }, tls: { certFile: certs.server.certFile, keyFile: certs.server.keyFile } });
   t.context.cleanups.push(() => server.stop());
   const w = await worker(t, ['--nats', server.url, '--nats-user', 'mfa', '--nats-tls-ca', certs.caFile, '--model-root', t.context.root, '--metrics-port', '0'], { NEUROMFA_NATS_PASS: 's3cret' });
-  const backend = await NatsBackend.connect({ servers: server.url, user: 'mfa', pass: 's3cret', tls: { ca: certs.ca.toString() } });
+  // A long liveness window: on a loaded CI machine the 8 MB shard below can starve heartbeats.
+  const backend = await NatsBackend.connect({ servers: server.url, user: 'mfa', pass: 's3cret', tls: { ca: certs.ca.toString() }, livenessMs: 60_000 });
   t.context.cleanups.push(() => backend.close());
   t.is(backend.concurrency, 1);
   const task = t.context.tasks[3];

@@ -55,7 +55,12 @@ export async function remoteBackend(o: Record<string, string | boolean | undefin
   if (o.workers) {
     const tls = o.tlsCa ? { ca: await readOpt(o.tlsCa), cert: await readOpt(o.tlsCert), key: await readOpt(o.tlsKey) } : undefined;
     const targets = (o.workers as string).split(',').map((s) => s.trim()).filter(Boolean);
-    workers = await Promise.all(targets.map((t) => GrpcBackend.connect(t, { tls, deadlineMs, readyTimeoutMs: 30_000 })));
+    // A worker that is down at the start is left out (and reported); the run needs one.
+    const settled = await Promise.allSettled(targets.map((t) => GrpcBackend.connect(t, { tls, deadlineMs, readyTimeoutMs: 30_000 })));
+    workers = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = settled.flatMap((r, i) => (r.status === 'rejected' ? [{ target: targets[i], reason: r.reason as Error }] : []));
+    if (workers.length === 0) throw failed[0].reason;
+    for (const f of failed) onEvent({ type: 'worker-lost', worker: f.target, reason: f.reason.message, live: workers.length });
   } else {
     const ca = await readOpt(o.natsTlsCa);
     workers = [
