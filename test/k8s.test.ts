@@ -13,8 +13,8 @@ if (!hasKubectl) console.log('k8s tests skipped: kubectl (with its built-in kust
 
 type Obj = { kind: string; metadata: { name: string; annotations?: Record<string, string> }; spec: any };
 
-function render(overlay: string): Obj[] {
-  const out = execFileSync('kubectl', ['kustomize', join(repoRoot, 'k8s', 'overlays', overlay)], { encoding: 'utf8' });
+function render(...path: string[]): Obj[] {
+  const out = execFileSync('kubectl', ['kustomize', join(repoRoot, 'k8s', ...path)], { encoding: 'utf8' });
   return parseAllDocuments(out).map((d) => d.toJS() as Obj);
 }
 
@@ -34,13 +34,12 @@ function flagsOf(args: string[]): Map<string, string> {
 
 for (const overlay of ['cpu', 'gpu', 'nats']) {
   k8sTest(`${overlay} overlay renders, and the worker's args, ports, probes and mounts agree with its CLI`, (t) => {
-    const objs = render(overlay);
+    const objs = render('overlays', overlay);
     const kinds = objs.map((o) => `${o.kind}/${o.metadata.name}`).sort();
     t.true(kinds.includes('Deployment/neuromfa-worker'));
     t.true(kinds.includes('Service/neuromfa-worker'));
     t.true(kinds.includes('HorizontalPodAutoscaler/neuromfa-worker'));
     t.true(kinds.includes('PersistentVolumeClaim/neuromfa-models'));
-    t.true(kinds.includes('Job/neuromfa-analyze'));
     const dep = objs.find((o) => o.kind === 'Deployment')!;
     const pod = dep.spec.template.spec;
     const c = pod.containers[0];
@@ -60,7 +59,8 @@ for (const overlay of ['cpu', 'gpu', 'nats']) {
     t.deepEqual(pvc.spec.accessModes, ['ReadOnlyMany']);
     const svc = objs.find((o) => o.kind === 'Service' && o.metadata.name === 'neuromfa-worker')!;
     t.is(svc.spec.clusterIP, 'None');
-    const job = objs.find((o) => o.kind === 'Job')!;
+    const job = render('run').find((o) => o.kind === 'Job')!;
+    t.is(job.spec.template.spec.containers[0].image, c.image, 'the run uses the workers\' image');
     const jobArgs: string[] = job.spec.template.spec.containers[0].args;
     t.is(jobArgs[0], 'analyze');
     t.true(jobArgs.some((a) => a.startsWith('--workers=dns:///neuromfa-worker.') && a.endsWith(`:${grpcPort}`)));
