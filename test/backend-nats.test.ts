@@ -137,12 +137,12 @@ only('malformed and oversized messages get an error reply and the worker keeps s
       skip.set(HEADERS.kind, 'task');
       skip.set(HEADERS.chunk, '2');
       nc.publish(m.headers!.get(HEADERS.upload), new Uint8Array(10), { headers: skip });
-    } else {
-      t.is(kind, 'reply');
+    } else if (kind === 'reply') {
       const reply = decodeReply(m.data);
       t.true(!reply.ok && /chunk 2 arrived where chunk 1/.test(reply.error.message));
       break;
     }
+    // Anything else (a worker's heartbeat on a loaded machine) is not the answer: keep reading.
   }
   sub.unsubscribe();
   t.is((await t.context.backend.run(edgeTask(40, 100))).id, 40);
