@@ -79,9 +79,11 @@ async function readSampledRows(ckpt: Checkpoint, layout: Layout, plans: SamplePl
 }
 
 /** The resume journal of this run, when asked for; its identity covers the model files and the plan. */
-async function openJournal(path: string, opts: AnalyzeOptions, tasks: readonly ShardTask[]): Promise<RunJournal | undefined> {
+async function openJournal(path: string, ckpt: Checkpoint, opts: AnalyzeOptions, tasks: readonly ShardTask[]): Promise<RunJournal | undefined> {
   if (!opts.journal) return undefined;
-  const description = { model: resolve(path), samples: opts.samples, layerSample: opts.layerSample, params: opts.params };
+  // A hub checkpoint is identified by its commit and file hashes; a local one by its path.
+  const model = ckpt.commit ? { commit: ckpt.commit, sha256: ckpt.sha256 } : resolve(path);
+  const description = { model, samples: opts.samples, layerSample: opts.layerSample, params: opts.params };
   return RunJournal.open(opts.journal.dir, runFingerprint(description, tasks), opts.journal.resume);
 }
 
@@ -121,7 +123,7 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
       const tasks = matrixTasks(layout.matrices, ckpt, opts.params, opts.shardBytes);
       const edges = layout.matrices.reduce((a, m) => a + m.inputs * m.outputs, 0);
       listener?.({ type: 'planned', shards: tasks.length, edges });
-      journal = await openJournal(path, opts, tasks);
+      journal = await openJournal(path, ckpt, opts, tasks);
       const results = (await runShards(tasks, backend, listener, journal)) as MfaShardResult[];
       for (const r of results) bytesRead += r.bytesRead;
       perSample.push({ sample: 'full', results });
@@ -133,7 +135,7 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
       const groups = plans.map((plan) => groupBySource(edgesFromRows(sampledEdges(layout, plan, rowOf))));
       const tasksPer = groups.map((g, k) => groupTasks(g, groupRanges(g, opts.shardsPerSample), 'mfa', opts.params, k * opts.shardsPerSample));
       listener?.({ type: 'planned', shards: tasksPer.reduce((a, t) => a + t.length, 0), edges: groups.reduce((a, g) => a + g.offsets[g.nodes.length], 0) });
-      journal = await openJournal(path, opts, tasksPer.flat());
+      journal = await openJournal(path, ckpt, opts, tasksPer.flat());
       const all = (await runShards(tasksPer.flat(), backend, listener, journal)) as MfaShardResult[];
       let at = 0;
       plans.forEach((plan, k) => {
