@@ -13,7 +13,7 @@
  * MessageFormatError naming the field, never a TypeError deep in the kernel.
  */
 import { Packr } from 'msgpackr';
-import { fromWireError, InputError, type WireError } from './errors.js';
+import { MessageFormatError } from './errors.js';
 import { checkDescription, type WorkerDescription } from './describe.js';
 import type { MatrixPart, MfaParams, NfdParams, ShardInput, ShardReply, ShardResult, ShardTask } from './shard.js';
 
@@ -22,22 +22,6 @@ export const WIRE_VERSION = 1;
 /** Default cap on one message, both transports (workers' --max-message-mb): a 32 MB shard with room. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 << 20;
 
-/** A message that is not a well-formed neuromfa message; permanent (the same bytes fail everywhere). */
-export class MessageFormatError extends InputError {
-  override readonly code: string = 'MESSAGE_FORMAT';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'MessageFormatError';
-  }
-}
-
-/**
- * fromWireError, plus MessageFormatError (proto/errors.ts's name map does not know it yet;
- * unknown names come back as plain Errors, which the retry policy would treat as transient).
- */
-export function errorFromWire(wire: WireError): Error {
-  return wire.name === 'MessageFormatError' ? new MessageFormatError(wire.message) : fromWireError(wire);
-}
 
 // The typed-array bytes are written and read as the host stores them; every platform this
 // runs on (x64, arm64) is little-endian, and a big-endian host fails loudly instead of silently.

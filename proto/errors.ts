@@ -79,6 +79,33 @@ export class TransportError extends NeuromfaError {
   }
 }
 
+/** A message that is not a well-formed neuromfa message; permanent (the same bytes fail everywhere). */
+export class MessageFormatError extends InputError {
+  override readonly code: string = 'MESSAGE_FORMAT';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MessageFormatError';
+  }
+}
+
+/**
+ * A kernel backend was asked for by name (`--backend webgpu`) but cannot run on this machine.
+ * It names the backend and why (the probe's own error), because "webgpu unavailable" alone
+ * sends people looking in the wrong place: on a GPU node the usual cause is the Vulkan loader
+ * or Dawn's libstdc++, not the GPU. A UsageError: the flag asked for the impossible.
+ */
+export class BackendUnavailableError extends UsageError {
+  override readonly code: string = 'BACKEND_UNAVAILABLE';
+  readonly backend: string;
+  readonly reason: string;
+  constructor(backend: string, reason: string, options?: { cause?: unknown }) {
+    super(`backend ${backend} is not available here: ${reason}`, options);
+    this.name = 'BackendUnavailableError';
+    this.backend = backend;
+    this.reason = reason;
+  }
+}
+
 export interface WireError {
   name: string;
   code: string;
@@ -94,6 +121,7 @@ const byName: Record<string, new (message: string) => NeuromfaError> = {
   AnalysisError,
   IntegrityError,
   TransportError,
+  MessageFormatError,
 };
 
 export function toWireError(err: unknown): WireError {
@@ -105,6 +133,8 @@ export function toWireError(err: unknown): WireError {
 }
 
 export function fromWireError(wire: WireError): Error {
+  // Its message already names backend and reason; rebuilt as the UsageError it is.
+  if (wire.name === 'BackendUnavailableError') return Object.assign(new UsageError(wire.message), { name: wire.name });
   const Ctor = byName[wire.name];
   return Ctor ? new Ctor(wire.message) : Object.assign(new Error(wire.message), { name: wire.name });
 }

@@ -16,7 +16,7 @@
  * ShardTask, so `nats request <subject>` with msgpack bytes works for manual checks: a
  * malformed one's first answer is its refusal, a valid one's is `working`.
  */
-import { MessageFormatError } from './codec.js';
+import { MessageFormatError } from './errors.js';
 
 export const HEADERS = {
   kind: 'Neuromfa-Kind',

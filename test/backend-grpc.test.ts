@@ -1,7 +1,8 @@
 import anyTest, { type TestFn } from 'ava';
 import { ChannelCredentials, Client, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
-import { decodeReply, MessageFormatError } from '../proto/codec.js';
+import { decodeReply } from '../proto/codec.js';
+import { MessageFormatError } from '../proto/errors.js';
 import { InputError, TransportError } from '../proto/errors.js';
 import { workerService } from '../proto/grpc-service.js';
 import type { ShardTask } from '../proto/shard.js';

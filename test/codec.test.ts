@@ -1,6 +1,7 @@
 import test from 'ava';
 import { Packr } from 'msgpackr';
-import { decodeDescription, decodeReply, decodeTask, encodeDescription, encodeReply, encodeTask, MessageFormatError, WIRE_VERSION } from '../proto/codec.js';
+import { decodeDescription, decodeReply, decodeTask, encodeDescription, encodeReply, encodeTask, WIRE_VERSION } from '../proto/codec.js';
+import { MessageFormatError } from '../proto/errors.js';
 import type { WorkerDescription } from '../proto/describe.js';
 import { toWireError, TransportError } from '../proto/errors.js';
 import { chunkBytes, headerInt, Reassembly, splitChunks } from '../proto/nats-chunks.js';

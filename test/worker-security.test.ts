@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { openModel } from '../coordinator/analysis/model-analysis.js';
 import { matrixTasks } from '../coordinator/plan/shard-plan.js';
 import { withInlineBytes } from '../coordinator/plan/ship-bytes.js';
-import { MessageFormatError } from '../proto/codec.js';
+import { MessageFormatError } from '../proto/errors.js';
 import { InputError, TransportError } from '../proto/errors.js';
 import type { MfaParams, ShardTask } from '../proto/shard.js';
 import { InProcessBackend } from '../worker/backends/in-process.js';

@@ -3,7 +3,8 @@ import { boxMassFromCodeHistogram, boxMassFromGroups, type BoxMass } from './ker
 import { nodeFractalDimensions } from './kernel/nfd.js';
 import { partitionSums } from './kernel/partition-sums.js';
 import { matrixHistogram } from './matrix-histogram.js';
-import { FileByteSource, type ByteSource } from './io/byte-source.js';
+import type { ByteSource } from './io/byte-source.js';
+import { openSource } from './io/open-source.js';
 
 export interface ExecuteOptions {
   /** How a matrix shard opens a weight file; workers use it to confine paths. */
@@ -44,7 +45,7 @@ export async function executeShard(task: ShardTask, options: ExecuteOptions = {}
   if (input.kind === 'groups') {
     box = boxMassFromGroups(input.weights, input.offsets, task.params, input.stride);
   } else {
-    const from = input.inline ? { inline: input.inline } : { open: options.open ?? ((f: string) => FileByteSource.open(f)) };
+    const from = input.inline ? { inline: input.inline } : { open: options.open ?? openSource };
     const { hist, bytesRead: read } = await matrixHistogram(input.parts, input.inputs, input.colStart, input.colEnd, task.params, from);
     bytesRead = read;
     box = boxMassFromCodeHistogram(hist, input.colEnd - input.colStart, task.params);

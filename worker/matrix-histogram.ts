@@ -1,5 +1,6 @@
 import type { MatrixPart, MfaParams } from '../proto/shard.js';
-import { FileByteSource, type ByteSource } from './io/byte-source.js';
+import type { ByteSource } from './io/byte-source.js';
+import { openSource } from './io/open-source.js';
 import { bf16BitsToNumber, f16BitsToNumber } from './io/dtype.js';
 import { CODE_FIRST_BUCKET, bucketRange, bucketScale, codeTable16, weightCode } from './kernel/buckets.js';
 
@@ -120,7 +121,7 @@ export async function matrixHistogram(
   colStart: number,
   colEnd: number,
   p: MfaParams,
-  from: BlockBytes = { open: (f) => FileByteSource.open(f) },
+  from: BlockBytes = { open: openSource },
 ): Promise<{ hist: Uint32Array; bytesRead: number }> {
   const { lo, hi } = bucketRange(p);
   const nc = CODE_FIRST_BUCKET + hi - lo + 1;

@@ -10,8 +10,8 @@
  * is a permanent InputError telling the coordinator to plan smaller shards.
  */
 import { ChannelCredentials, Client, Metadata, status, type ChannelOptions, type ServiceError } from '@grpc/grpc-js';
-import { InputError, TransportError } from '../../proto/errors.js';
-import { decodeReply, DEFAULT_MAX_MESSAGE_BYTES, encodeTask, errorFromWire } from '../../proto/codec.js';
+import { fromWireError, InputError, TransportError } from '../../proto/errors.js';
+import { decodeReply, DEFAULT_MAX_MESSAGE_BYTES, encodeTask } from '../../proto/codec.js';
 import type { WorkerDescription } from '../../proto/describe.js';
 import { workerService } from '../../proto/grpc-service.js';
 import type { ShardReply, ShardResult, ShardTask } from '../../proto/shard.js';
@@ -119,7 +119,7 @@ export class GrpcBackend implements ShardBackend {
       // The worker's fault, not the shard's: retryable, so the shard is redone elsewhere.
       throw new TransportError(`${this.name}: malformed reply for shard ${task.id}: ${(err as Error).message}`, { cause: err });
     }
-    if (!reply.ok) throw errorFromWire(reply.error);
+    if (!reply.ok) throw fromWireError(reply.error);
     return reply.result;
   }
 

@@ -10,9 +10,9 @@
  * retryable TransportError; a task over maxMessageBytes is a permanent InputError.
  */
 import { createInbox, headers, type Msg, type NatsConnection } from 'nats';
-import { decodeDescription, decodeReply, DEFAULT_MAX_MESSAGE_BYTES, encodeTask, errorFromWire } from '../../proto/codec.js';
+import { decodeDescription, decodeReply, DEFAULT_MAX_MESSAGE_BYTES, encodeTask } from '../../proto/codec.js';
+import { fromWireError, InputError, TransportError } from '../../proto/errors.js';
 import type { WorkerDescription } from '../../proto/describe.js';
-import { InputError, TransportError } from '../../proto/errors.js';
 import { chunkBytes, HEADERS, headerInt, Reassembly, splitChunks } from '../../proto/nats-chunks.js';
 import type { ShardResult, ShardTask } from '../../proto/shard.js';
 import { natsConnect, type NatsConnectOptions } from '../transport/nats-connect.js';
@@ -191,7 +191,7 @@ export class NatsBackend implements ShardBackend {
           if (settled) return;
           cleanup();
           if (decoded.ok) resolve(decoded.result);
-          else reject(errorFromWire(decoded.error));
+          else reject(fromWireError(decoded.error));
         } catch (err) {
           // The worker's fault, not the shard's: retryable, so the shard is redone elsewhere.
           fail(new TransportError(`${this.name}: malformed reply for shard ${task.id}: ${(err as Error).message}`, { cause: err }));

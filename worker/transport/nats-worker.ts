@@ -11,8 +11,8 @@
  * time with two workers.
  */
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from 'nats';
-import { decodeTask, encodeDescription, encodeReply, MessageFormatError } from '../../proto/codec.js';
-import { TransportError } from '../../proto/errors.js';
+import { decodeTask, encodeDescription, encodeReply } from '../../proto/codec.js';
+import { MessageFormatError, TransportError } from '../../proto/errors.js';
 import { chunkBytes, HEADERS, headerInt, Reassembly, splitChunks, type ExchangeKind } from '../../proto/nats-chunks.js';
 import type { ShardService } from '../serve.js';
 
