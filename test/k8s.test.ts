@@ -2,6 +2,7 @@ import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Command } from 'commander';
+import ts from 'typescript';
 import { parseAllDocuments } from 'yaml';
 import { workerCommand } from '../coordinator/cli/commands/worker.js';
 import { repoRoot } from './helpers/shared.js';
@@ -11,7 +12,7 @@ const hasKubectl = kubectl.status === 0;
 const k8sTest = hasKubectl ? test : test.skip;
 if (!hasKubectl) console.log('k8s tests skipped: kubectl (with its built-in kustomize) is not installed');
 
-type Obj = { kind: string; metadata: { name: string; annotations?: Record<string, string> }; spec: any };
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; annotations?: Record<string, string> }; spec: any };
 
 function render(...path: string[]): Obj[] {
   const out = execFileSync('kubectl', ['kustomize', join(repoRoot, 'k8s', ...path)], { encoding: 'utf8' });
@@ -78,3 +79,68 @@ for (const overlay of ['cpu', 'gpu', 'nats']) {
     }
   });
 }
+
+/** `kubernetes-models` subpath of an object's type: `apps/v1` + `Deployment`, core `v1` as is. */
+const modelPath = (o: Obj) => `kubernetes-models/${o.apiVersion}/${o.kind}`;
+
+/**
+ * The objects' schema errors. kubernetes-models' validators (compiled from the Kubernetes
+ * OpenAPI schemas) check types, required fields and formats but let unknown fields through,
+ * as the API server's non-strict mode does; a misspelt field is the common manifest bug, so
+ * unknown fields are found the way `kubectl --validate=strict` finds them — here by
+ * TypeScript's excess-property check of each object against the model's interface.
+ */
+async function schemaErrors(objs: Obj[]): Promise<string[]> {
+  const errors: string[] = [];
+  for (const o of objs) {
+    const mod = await import(modelPath(o)).catch(() => undefined);
+    const Model = mod?.[o.kind];
+    if (!Model) {
+      errors.push(`${o.kind}/${o.metadata.name}: no schema for ${o.apiVersion} ${o.kind}`);
+      continue;
+    }
+    try {
+      new Model(o).validate();
+    } catch (err) {
+      errors.push(`${o.kind}/${o.metadata.name}: ${(err as Error).message}`);
+    }
+  }
+  const file = join(repoRoot, 'k8s-objects.virtual.ts');
+  const source =
+    objs.map((o, i) => `import type { I${o.kind} as T${i} } from '${modelPath(o)}';`).join('\n') +
+    '\n' +
+    objs.map((o, i) => `export const o${i}: T${i} = ${JSON.stringify(o, null, 1)};`).join('\n');
+  const options: ts.CompilerOptions = { module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, strict: true, noEmit: true, types: [], skipLibCheck: true };
+  const host = ts.createCompilerHost(options);
+  const getSourceFile = host.getSourceFile.bind(host);
+  host.getSourceFile = (name, lang, ...rest) => (name === file ? ts.createSourceFile(name, source, lang) : getSourceFile(name, lang, ...rest));
+  const fileExists = host.fileExists.bind(host);
+  host.fileExists = (name) => name === file || fileExists(name);
+  const program = ts.createProgram([file], options, host);
+  for (const d of ts.getPreEmitDiagnostics(program)) {
+    const at = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start).line : -1;
+    const owner = d.file?.fileName === file ? source.split('\n').slice(0, at + 1).reverse().find((l) => l.startsWith('export const o')) : undefined;
+    const i = owner ? Number(/^export const o(\d+)/.exec(owner)![1]) : -1;
+    const where = i >= 0 ? `${objs[i].kind}/${objs[i].metadata.name}` : (d.file?.fileName ?? 'schema check');
+    errors.push(`${where}: ${ts.flattenDiagnosticMessageText(d.messageText, ' ')}`);
+  }
+  return errors;
+}
+
+k8sTest('every object of every overlay and of the run Job validates against the Kubernetes schemas, with no unknown field', async (t) => {
+  const objs = [...render('overlays', 'cpu'), ...render('overlays', 'gpu'), ...render('overlays', 'nats'), ...render('run')];
+  t.deepEqual(await schemaErrors(objs), []);
+});
+
+k8sTest('the schema check catches a wrong type, a missing required field and a misspelt field', async (t) => {
+  const dep = render('overlays', 'cpu').find((o) => o.kind === 'Deployment')!;
+  const broken = (change: (d: any) => void) => {
+    const d = structuredClone(dep);
+    change(d);
+    return d;
+  };
+  const one = async (o: Obj) => (await schemaErrors([o])).join('\n');
+  t.regex(await one(broken((d) => (d.spec.template.spec.containers[0].ports[0].containerPort = '50051'))), /containerPort must be integer/);
+  t.regex(await one(broken((d) => delete d.spec.selector)), /^Deployment\/neuromfa-worker: data\/spec must have required property selector$/m);
+  t.regex(await one(broken((d) => (d.spec.template.spec.containers[0].imagePullPolcy = 'Always'))), /^Deployment\/neuromfa-worker: Object literal may only specify known properties, and '"imagePullPolcy"' does not exist in type 'IContainer'/);
+});
