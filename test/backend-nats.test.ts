@@ -104,6 +104,28 @@ only('workers in the queue group share the shards: a second worker adds capacity
   t.true(counts.every((c) => c >= 2), `shards per worker: ${counts}`);
 });
 
+only('with watchMs, workers that join later are counted and widen the window; one that leaves narrows it', async (t) => {
+  const subject = 'neuromfa.watch';
+  const first = await natsWorker(t.context.server, {}, subject);
+  t.context.cleanups.push(() => first.stop());
+  const seen: number[] = [];
+  const backend = await NatsBackend.connect({ servers: t.context.server.url, subject, livenessMs: 1500, watchMs: 100, onWorkers: (n) => seen.push(n) });
+  t.context.cleanups.push(() => backend.close());
+  t.is(backend.workers, 1);
+  t.is(backend.concurrency, 1);
+  const second = await natsWorker(t.context.server, { threads: 2 }, subject);
+  const waitFor = async (n: number) => {
+    for (let i = 0; i < 300 && backend.workers !== n; i++) await new Promise((r) => setTimeout(r, 20));
+  };
+  await waitFor(2);
+  t.is(backend.workers, 2);
+  t.is(backend.concurrency, 3, 'one thread + two threads');
+  await second.stop();
+  await waitFor(1);
+  t.is(backend.concurrency, 1);
+  t.deepEqual(seen, [2, 1]);
+});
+
 only('malformed and oversized messages get an error reply and the worker keeps serving', async (t) => {
   const nc = await rawClient(t);
   const ask = async (data: Uint8Array, h?: Record<string, string>) => {

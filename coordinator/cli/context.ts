@@ -37,7 +37,7 @@ export async function withBackend<T>(
   let listener: RunListener = () => {};
   const remote = await remoteBackend(flags, (e) => listener(e));
   const backend = remote ?? new PiscinaBackend(threads);
-  const progress = progressBar(ctx.interactive, label, remote ? (remote as { liveWorkers?: number }).liveWorkers : undefined);
+  const progress = progressBar(ctx.interactive, label, remote ? (remote as { liveWorkers?: number }).liveWorkers : undefined, ctx.err);
   listener = progress.listener;
   try {
     return await work(backend, progress.listener);

@@ -2,42 +2,53 @@ import cliProgress from 'cli-progress';
 import type { RunEvent, RunListener } from '../run/run-shards.js';
 
 /**
- * A progress bar on stderr (shards done, edges/s, ETA), only on a terminal: piped output and
- * --json consumers never see control characters.
+ * A progress bar on stderr (shards done, live workers, edges/s, ETA), only on a terminal:
+ * piped output and --json consumers never see control characters. What a cluster run loses
+ * on the way — a worker dropped, a shard retried — is reported as a line either way (`report`),
+ * because a run that finishes correctly after losing half its workers should still say so.
  */
-export function progressBar(enabled: boolean, label: string, workers?: number): { listener: RunListener; stop: () => void } {
-  if (!enabled) return { listener: () => {}, stop: () => {} };
+export function progressBar(enabled: boolean, label: string, workers: number | undefined, report: (text: string) => void): { listener: RunListener; stop: () => void } {
   let live = workers ?? 0;
-  const bar = new cliProgress.SingleBar(
-    {
-      stream: process.stderr,
-      format: `${label} {bar} {value}/{total} shards${workers === undefined ? '' : ' | {workers} workers'} | {rate} edges/s | ETA {eta_formatted}`,
-      hideCursor: true,
-      clearOnComplete: true,
-      etaBuffer: 50,
-    },
-    cliProgress.Presets.shades_classic,
-  );
+  const bar = enabled
+    ? new cliProgress.SingleBar(
+        {
+          stream: process.stderr,
+          format: `${label} {bar} {value}/{total} shards${workers === undefined ? '' : ' | {workers} workers'} | {rate} edges/s | ETA {eta_formatted}`,
+          hideCursor: true,
+          clearOnComplete: true,
+          etaBuffer: 50,
+        },
+        cliProgress.Presets.shades_classic,
+      )
+    : undefined;
   const started = performance.now();
   let edges = 0;
   let total = 0;
   let running = false;
+  // On a terminal the line first clears the bar, which redraws on its next update.
+  const say = (line: string) => report(`${bar && running ? '\r\x1b[2K' : ''}neuromfa: ${line}\n`);
   const listener = (e: RunEvent) => {
     if (e.type === 'planned') {
       total += e.shards;
-      if (!running) bar.start(total, 0, { rate: '0', workers: live });
-      else bar.setTotal(total);
+      if (!running) bar?.start(total, 0, { rate: '0', workers: live });
+      else bar?.setTotal(total);
       running = true;
     } else if (e.type === 'worker-lost') {
       live = e.live;
-      bar.update({ workers: live });
+      say(`worker ${e.worker} left the run (${e.live} live): ${e.reason}`);
+      bar?.update({ workers: live });
+    } else if (e.type === 'workers') {
+      live = e.live;
+      bar?.update({ workers: live });
+    } else if (e.type === 'retry') {
+      say(`shard ${e.id} failed on ${e.worker} (attempt ${e.attempt}), retrying elsewhere: ${e.reason}`);
     } else if (e.type === 'shard-done') {
       // Shards restored by --resume count as done but not towards the rate.
-      if (e.resumed) return void bar.increment(1);
+      if (e.resumed) return void bar?.increment(1);
       edges += e.result.edges;
       const rate = edges / ((performance.now() - started) / 1000);
-      bar.increment(1, { rate: rate >= 1e6 ? `${(rate / 1e6).toFixed(1)}M` : rate.toFixed(0) });
+      bar?.increment(1, { rate: rate >= 1e6 ? `${(rate / 1e6).toFixed(1)}M` : rate.toFixed(0) });
     }
   };
-  return { listener, stop: () => running && bar.stop() };
+  return { listener, stop: () => void (running && bar?.stop()) };
 }

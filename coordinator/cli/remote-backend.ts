@@ -27,11 +27,14 @@ export function addClusterFlags(cmd: Command): void {
 /** Prepends each shard's bytes before handing it on. */
 class ShipBytes implements ShardBackend {
   readonly name: string;
-  constructor(private readonly inner: ShardBackend) {
+  constructor(private readonly inner: ClusterBackend) {
     this.name = `${inner.name}+bytes`;
   }
   get concurrency(): number {
     return this.inner.concurrency;
+  }
+  get liveWorkers(): number {
+    return this.inner.liveWorkers;
   }
   async run(task: ShardTask, options?: { signal?: AbortSignal }): Promise<ShardResult> {
     return this.inner.run(await withInlineBytes(task), options);
@@ -52,6 +55,7 @@ export async function remoteBackend(o: Record<string, string | boolean | undefin
   if (o.workers && o.nats) throw new UsageError('--workers and --nats exclude each other');
   const deadlineMs = parseNumber('--shard-deadline', o.shardDeadline as string) * 1000;
   let workers: ShardBackend[];
+  let cluster: ClusterBackend | undefined;
   if (o.workers) {
     const tls = o.tlsCa ? { ca: await readOpt(o.tlsCa), cert: await readOpt(o.tlsCert), key: await readOpt(o.tlsKey) } : undefined;
     const targets = (o.workers as string).split(',').map((s) => s.trim()).filter(Boolean);
@@ -72,9 +76,14 @@ export async function remoteBackend(o: Record<string, string | boolean | undefin
         token: (o.natsToken as string | undefined) ?? process.env.NEUROMFA_NATS_TOKEN,
         tls: ca ? { ca: ca.toString() } : undefined,
         deadlineMs,
+        watchMs: 5000,
+        onWorkers: (live) => {
+          cluster?.capacityChanged();
+          onEvent({ type: 'workers', live });
+        },
       }),
     ];
   }
-  const cluster = new ClusterBackend(workers, { shardDeadlineMs: deadlineMs, onEvent });
+  cluster = new ClusterBackend(workers, { shardDeadlineMs: deadlineMs, onEvent });
   return o.shipBytes ? new ShipBytes(cluster) : cluster;
 }

@@ -7,7 +7,9 @@ import { delayFor, isRetryable, type BackoffOptions } from './retry-policy.js';
 /** What the cluster reports as it goes (merged into the run's event stream). */
 export type ClusterEvent =
   | { type: 'retry'; id: number; worker: string; attempt: number; reason: string }
-  | { type: 'worker-lost'; worker: string; reason: string; live: number };
+  | { type: 'worker-lost'; worker: string; reason: string; live: number }
+  /** The workers behind a queue (NATS) as last counted; they come and go without failures. */
+  | { type: 'workers'; live: number };
 
 export interface ClusterOptions {
   /** Shards in flight per worker. @default the worker's own concurrency */
@@ -26,7 +28,6 @@ export interface ClusterOptions {
 
 interface Slot {
   backend: ShardBackend;
-  capacity: number;
   inFlight: number;
   failures: number;
   dropped: boolean;
@@ -47,15 +48,25 @@ export class ClusterBackend implements ShardBackend {
     workers: ShardBackend[],
     private readonly o: ClusterOptions = {},
   ) {
-    this.slots = workers.map((backend) => ({ backend, capacity: o.inFlightPerWorker ?? backend.concurrency, inFlight: 0, failures: 0, dropped: false }));
+    this.slots = workers.map((backend) => ({ backend, inFlight: 0, failures: 0, dropped: false }));
+  }
+
+  /** Read each time: a queue's width follows the workers it has now. */
+  private capacity(slot: Slot): number {
+    return this.o.inFlightPerWorker ?? slot.backend.concurrency;
   }
 
   get concurrency(): number {
-    return this.slots.filter((s) => !s.dropped).reduce((a, s) => a + s.capacity, 0) || 1;
+    return this.slots.filter((s) => !s.dropped).reduce((a, s) => a + this.capacity(s), 0) || 1;
   }
 
   get liveWorkers(): number {
-    return this.slots.filter((s) => !s.dropped).length;
+    return this.slots.filter((s) => !s.dropped).reduce((a, s) => a + (s.backend.workers ?? 1), 0);
+  }
+
+  /** A worker's capacity grew (a queue gained workers): shards waiting for room look again. */
+  capacityChanged(): void {
+    this.wake();
   }
 
   async run(task: ShardTask, options: { signal?: AbortSignal } = {}): Promise<ShardResult> {
@@ -111,7 +122,7 @@ export class ClusterBackend implements ShardBackend {
       if (live.length === 0 && Date.now() >= deadline) {
         throw new TransportError('every worker is gone (all failed or were dropped); finished shards are kept for --resume');
       }
-      const free = live.filter((s) => s.inFlight < s.capacity).sort((a, b) => a.inFlight / a.capacity - b.inFlight / b.capacity);
+      const free = live.filter((s) => s.inFlight < this.capacity(s)).sort((a, b) => a.inFlight / this.capacity(a) - b.inFlight / this.capacity(b));
       const pick = free.find((s) => s !== avoid) ?? free[0];
       if (pick) return pick;
       signal?.throwIfAborted();

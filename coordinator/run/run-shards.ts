@@ -1,5 +1,6 @@
 import type { ShardResult, ShardTask } from '../../proto/shard.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
+import type { ClusterEvent } from '../dispatch/cluster-backend.js';
 import type { RunJournal } from './journal.js';
 
 /** What a run reports as it goes; the progress bar and --json summaries read these. */
@@ -7,8 +8,7 @@ export type RunEvent =
   | { type: 'planned'; shards: number; edges: number }
   | { type: 'shard-started'; id: number }
   | { type: 'shard-done'; id: number; result: ShardResult; resumed: boolean }
-  | { type: 'retry'; id: number; worker: string; attempt: number; reason: string }
-  | { type: 'worker-lost'; worker: string; reason: string; live: number };
+  | ClusterEvent;
 
 export type RunListener = (event: RunEvent) => void;
 
@@ -27,6 +27,8 @@ export async function runShards(tasks: readonly ShardTask[], backend: ShardBacke
     }
   });
   let next = 0;
+  let failure: { err: unknown } | undefined;
+  const lanes: Promise<void>[] = [];
   const lane = async () => {
     while (next < tasks.length) {
       const at = next++;
@@ -37,10 +39,24 @@ export async function runShards(tasks: readonly ShardTask[], backend: ShardBacke
       await journal?.save(result);
       results[at] = result;
       listener?.({ type: 'shard-done', id: task.id, result, resumed: false });
+      grow();
     }
   };
-  // Feed a little more than the backend's width so threads never wait on the coordinator.
-  const lanes = Math.max(1, Math.min(tasks.length, backend.concurrency * 2));
-  await Promise.all(Array.from({ length: lanes }, lane));
+  // Feed a little more than the backend's width so threads never wait on the coordinator;
+  // the width is read again as shards finish, since a queue's workers come and go.
+  // On a failure no new shard starts; those in flight finish (and are journaled) first.
+  const grow = () => {
+    while (!failure && next < tasks.length && lanes.length < Math.max(1, backend.concurrency * 2)) {
+      lanes.push(
+        lane().catch((err) => {
+          failure ??= { err };
+          next = tasks.length;
+        }),
+      );
+    }
+  };
+  grow();
+  for (let i = 0; i < lanes.length; i++) await lanes[i];
+  if (failure) throw failure.err;
   return results;
 }

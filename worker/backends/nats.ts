@@ -30,6 +30,13 @@ export interface NatsBackendOptions {
   livenessMs?: number;
   /** Largest task sent or reply accepted, bytes. @default 64 MiB */
   maxMessageBytes?: number;
+  /**
+   * Count the workers on the subject again this often (ms), so workers added mid-run add
+   * capacity and the progress shows how many there are. Off when 0. @default 0
+   */
+  watchMs?: number;
+  /** Called with the number of workers whenever a count differs from the last. */
+  onWorkers?: (workers: number) => void;
 }
 
 export class NatsBackend implements ShardBackend {
@@ -41,6 +48,10 @@ export class NatsBackend implements ShardBackend {
   private readonly maxMessageBytes: number;
   private inFlight = 0;
   private waiting: Array<() => void> = [];
+  /** Workers that answered the last describe; unknown (undefined) until one was made. */
+  workers?: number;
+  private watchTimer?: NodeJS.Timeout;
+  private closed = false;
 
   /** Uses `nc` as given; close() leaves it open unless `ownsConnection`. */
   constructor(
@@ -60,15 +71,38 @@ export class NatsBackend implements ShardBackend {
   static async connect(o: NatsBackendOptions & NatsConnectOptions & { describeWaitMs?: number }): Promise<NatsBackend> {
     const backend = new NatsBackend(await natsConnect(o), o, true);
     try {
-      if (o.concurrency === undefined) {
-        const workers = await backend.describeAll(o.describeWaitMs);
-        backend.concurrency = Math.max(1, workers.reduce((a, w) => a + w.threads, 0));
-      }
+      await backend.count(o.concurrency === undefined, o.describeWaitMs);
+      if (o.watchMs) backend.watch(o.watchMs, o.concurrency === undefined, o.onWorkers);
       return backend;
     } catch (err) {
       await backend.close();
       throw err;
     }
+  }
+
+  /** Counts the workers there now; with `size`, the shards in flight follow their threads. */
+  private async count(size: boolean, waitMs?: number): Promise<boolean> {
+    const workers = await this.describeAll(waitMs);
+    if (size) {
+      this.concurrency = Math.max(1, workers.reduce((a, w) => a + w.threads, 0));
+      for (const wake of this.waiting.splice(0)) wake();
+    }
+    const changed = workers.length !== this.workers;
+    this.workers = workers.length;
+    return changed;
+  }
+
+  private watch(everyMs: number, size: boolean, onWorkers?: (workers: number) => void): void {
+    const tick = () => {
+      this.count(size)
+        .then((changed) => changed && onWorkers?.(this.workers!))
+        // A count that fails (server restarting) leaves the last one standing.
+        .catch(() => undefined)
+        .finally(() => {
+          if (!this.closed) this.watchTimer = setTimeout(tick, everyMs).unref();
+        });
+    };
+    this.watchTimer = setTimeout(tick, everyMs).unref();
   }
 
   /** Every worker on the subject that answers within `waitMs` (describe is not queue-grouped). */
@@ -204,6 +238,8 @@ export class NatsBackend implements ShardBackend {
 
   /** Drains its own connection; a connection that cannot drain (no server now) is closed after 2 s. */
   async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.watchTimer);
     if (!this.ownsConnection || this.nc.isClosed()) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.nc.drain().catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);

@@ -8,6 +8,8 @@ export interface ShardBackend {
   readonly name: string;
   /** How many shards it usefully runs at once. */
   readonly concurrency: number;
+  /** Workers behind it when that is more than one and known (a NATS queue group). */
+  readonly workers?: number;
   run(task: ShardTask, options?: { signal?: AbortSignal }): Promise<ShardResult>;
   close(): Promise<void>;
 }
