@@ -9,7 +9,7 @@
  * worker taking the shard before the deadline, or a reply that does not decode, is a
  * retryable TransportError; a task over maxMessageBytes is a permanent InputError.
  */
-import { createInbox, headers, type Msg, type NatsConnection } from 'nats';
+import { createInbox, headers, RequestStrategy, type Msg, type NatsConnection } from 'nats';
 import { decodeDescription, decodeReply, DEFAULT_MAX_MESSAGE_BYTES, encodeTask } from '../../proto/codec.js';
 import { fromWireError, InputError, TransportError } from '../../proto/errors.js';
 import type { WorkerDescription } from '../../proto/describe.js';
@@ -105,11 +105,14 @@ export class NatsBackend implements ShardBackend {
     this.watchTimer = setTimeout(tick, everyMs).unref();
   }
 
-  /** Every worker on the subject that answers within `waitMs` (describe is not queue-grouped). */
+  /**
+   * Every worker on the subject that answers (describe is not queue-grouped): replies are
+   * taken until none came for 150 ms, or `waitMs` passed without any.
+   */
   async describeAll(waitMs = 500): Promise<WorkerDescription[]> {
     const out: WorkerDescription[] = [];
     try {
-      const replies = await this.nc.requestMany(describeSubject(this.subject), new Uint8Array(0), { maxWait: waitMs });
+      const replies = await this.nc.requestMany(describeSubject(this.subject), new Uint8Array(0), { maxWait: waitMs, strategy: RequestStrategy.JitterTimer, jitter: 150 });
       for await (const m of replies) {
         try {
           out.push(decodeDescription(m.data));

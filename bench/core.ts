@@ -1,0 +1,38 @@
+import { best, type BenchSection } from './cli-runs.js';
+import { edges4m, pythiaShaped } from './datasets.js';
+
+const REFERENCE_EDGES_PER_SECOND = 170_000; // the reference Python on this machine (issue #2)
+
+/** The core engine through the CLI: mfa on an edge list, full and sampled model analyses. */
+export const benchCore: BenchSection = async (say, log) => {
+  {
+    const file = await edges4m(log);
+    const r = await best(['mfa', file, '--json']);
+    const E = r.json.stats.edges;
+    const ref = E / REFERENCE_EDGES_PER_SECOND;
+    say(`mfa 4M-edge .npy: ${r.seconds.toFixed(3)} s whole process, ${(E / r.seconds / 1e6).toFixed(1)}M edges/s, ${(ref / r.seconds).toFixed(0)}× the reference (~${ref.toFixed(1)} s at 170k edges/s), peak RSS ${r.maxRssMB.toFixed(0)} MB`);
+  }
+
+  for (const [name, hidden, blocks] of [
+    ['pythia-70m', 512, 6],
+    ['pythia-160m', 768, 12],
+  ] as const) {
+    const dir = await pythiaShaped(name, hidden, blocks, log);
+    const r = await best(['analyze', dir, '--full', '--json']);
+    const s = r.json.stats;
+    say(
+      `analyze --full ${name}-shaped F16 (hidden ${hidden}, ${blocks} blocks): ${r.seconds.toFixed(3)} s whole process, ${s.edges} edges, ${(s.edges / r.seconds / 1e6).toFixed(1)}M edges/s, peak RSS ${r.maxRssMB.toFixed(0)} MB`,
+    );
+  }
+
+  {
+    const dir = await pythiaShaped('pythia-410m', 1024, 24, log);
+    for (const samples of ['0', '0-9']) {
+      const r = await best(['analyze', dir, '--samples', samples, '--json'], 2);
+      const s = r.json.stats;
+      say(
+        `analyze --samples ${samples} pythia-410m-shaped F16 (hidden 1024, 24 blocks): ${r.seconds.toFixed(3)} s, bytesRead ${s.bytesRead} of ${s.fileBytes} (${((100 * s.bytesRead) / s.fileBytes).toFixed(2)}%), ${s.edges} edges`,
+      );
+    }
+  }
+};
