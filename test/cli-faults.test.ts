@@ -135,3 +135,27 @@ test.serial('the coordinator SIGKILLed mid-run: --resume finishes it, recomputin
   t.is(await shardsDone(second.metricsPort!), embedded.stats.shards - done);
   t.is(await kept(), embedded.stats.shards, 'the resumed run journaled the rest');
 });
+
+test.serial('every worker gone: after the deadline a one-line error says what is kept, and --resume finishes the run', async (t) => {
+  const out = join(dir, 'orphaned-run');
+  const only = await startWorkerProcess(['--threads', '1', '--grpc', '127.0.0.1:0', '--model-root', dir, '--metrics-port', '0']);
+  workers.push(only);
+  const run = runCli([...args(), '--workers', `grpc://${only.grpcAddress}`, '--shard-deadline', '2', '--out', out]);
+  await until('five shards done', async () => (await shardsDone(only.metricsPort!)) >= 5);
+  await only.kill();
+  const r = await run;
+  t.is(r.code, 5, r.stderr);
+  const kept = (await readdir(join(out, 'shards'))).filter((f) => /^shard-\d+\.json$/.test(f)).length;
+  t.true(kept >= 5);
+  t.regex(
+    r.stderr,
+    new RegExp(`^neuromfa: every worker is gone \\(all failed or were dropped\\) and none came back within 2 s; ${kept} of ${embedded.stats.shards} shards are done and kept: continue with --resume ${escape(out)}$`, 'm'),
+  );
+  t.is(r.stdout, '');
+  const again = await startWorkerProcess(['--threads', '1', '--grpc', '127.0.0.1:0', '--model-root', dir]);
+  workers.push(again);
+  const resumed = await runCli([...args(), '--workers', `grpc://${again.grpcAddress}`, '--resume', out]);
+  t.is(resumed.code, 0, resumed.stderr);
+  t.deepEqual(JSON.parse(resumed.stdout).samples, embedded.samples);
+  t.is(JSON.parse(resumed.stdout).stats.resumedShards, kept);
+});

@@ -120,7 +120,7 @@ export class ClusterBackend implements ShardBackend {
     for (;;) {
       const live = this.slots.filter((s) => !s.dropped);
       if (live.length === 0 && Date.now() >= deadline) {
-        throw new TransportError('every worker is gone (all failed or were dropped); finished shards are kept for --resume');
+        throw new TransportError(`every worker is gone (all failed or were dropped) and none came back within ${((this.o.noWorkerTimeoutMs ?? this.o.shardDeadlineMs ?? 600_000) / 1000).toFixed(0)} s`);
       }
       const free = live.filter((s) => s.inFlight < this.capacity(s)).sort((a, b) => a.inFlight / this.capacity(a) - b.inFlight / this.capacity(b));
       const pick = free.find((s) => s !== avoid) ?? free[0];
@@ -129,7 +129,7 @@ export class ClusterBackend implements ShardBackend {
       await new Promise<void>((resolve) => {
         this.waiters.push(resolve);
         // Re-check periodically: with no live worker nothing else will wake us.
-        setTimeout(resolve, live.length === 0 ? 200 : 1000).unref();
+        setTimeout(resolve, live.length === 0 ? 200 : 1000);
       });
     }
   }

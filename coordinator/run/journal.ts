@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { InputError, IntegrityError } from '../../proto/errors.js';
 import type { ShardResult, ShardTask } from '../../proto/shard.js';
 import { writeFileAtomic } from '../../worker/io/atomic-write.js';
@@ -36,6 +36,8 @@ function encode(r: ShardResult): string {
 
 function decode(text: string): ShardResult {
   const o = JSON.parse(text);
+  // Journals written before results named their backend hold f64 results: there was no other.
+  o.backend ??= 'f64';
   return o.measure === 'mfa' ? { ...o, present: typed(o.present, Int32Array), sums: typed(o.sums, Float64Array) } : { ...o, values: typed(o.values, Float64Array) };
 }
 
@@ -75,6 +77,16 @@ export class RunJournal {
       await writeFileAtomic(join(dir, MANIFEST), JSON.stringify({ fingerprint, created: new Date().toISOString() }) + '\n');
     }
     return new RunJournal(dir, done, done.size);
+  }
+
+  /** Shards held, resumed ones included. */
+  get kept(): number {
+    return this.done.size;
+  }
+
+  /** The run's output directory, as `--resume` takes it. */
+  get outDir(): string {
+    return dirname(this.dir);
   }
 
   get(id: number): ShardResult | undefined {

@@ -1,3 +1,4 @@
+import { TransportError } from '../../proto/errors.js';
 import type { ShardResult, ShardTask } from '../../proto/shard.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
 import type { ClusterEvent } from '../dispatch/cluster-backend.js';
@@ -57,6 +58,12 @@ export async function runShards(tasks: readonly ShardTask[], backend: ShardBacke
   };
   grow();
   for (let i = 0; i < lanes.length; i++) await lanes[i];
-  if (failure) throw failure.err;
+  if (failure) {
+    // A transport failure is worth resuming: say what is kept and how.
+    if (journal && failure.err instanceof TransportError) {
+      throw new TransportError(`${failure.err.message}; ${journal.kept} of ${tasks.length} shards are done and kept: continue with --resume ${journal.outDir}`, { cause: failure.err });
+    }
+    throw failure.err;
+  }
   return results;
 }
