@@ -42,6 +42,8 @@ export interface Stat {
 export interface EmergencePoint {
   label: string;
   model: string;
+  /** Hub checkpoints: the commit analysed. */
+  commit?: string;
   alpha0: Stat;
   width: Stat;
   /** E(t) = (w(t)/w(t0)) · ln(alpha0(t0)/alpha0(t)); null when no sample passed the filter. */
@@ -56,10 +58,10 @@ function stat(kept: SampleResult[], key: 'alpha0' | 'width'): Stat {
 }
 
 /** SPEC §4, with checkpoints[0] as the initial model t0. */
-export function emergenceCurve(checkpoints: Array<{ label: string; model: string; samples: SampleResult[] }>, mode: FilterMode): EmergencePoint[] {
-  const points = checkpoints.map(({ label, model, samples }) => {
+export function emergenceCurve(checkpoints: Array<{ label: string; model: string; commit?: string; samples: SampleResult[] }>, mode: FilterMode): EmergencePoint[] {
+  const points = checkpoints.map(({ label, model, commit, samples }) => {
     const kept = samples.filter((s) => keepSample(s, mode));
-    return { label, model, alpha0: stat(kept, 'alpha0'), width: stat(kept, 'width'), E: null as number | null };
+    return { label, model, ...(commit ? { commit } : {}), alpha0: stat(kept, 'alpha0'), width: stat(kept, 'width'), E: null as number | null };
   });
   const first = points[0];
   if (first.alpha0.mean === null || first.width.mean === null) {

@@ -44,7 +44,8 @@ export const BYTES_PER_ELEMENT = { F64: 8, F32: 4, F16: 2, BF16: 2 } as const;
 
 /**
  * Full-NIN shards: each matrix is cut into column ranges (nodes) of at most `targetBytes`
- * of weights, so shards are balanced by the bytes they read.
+ * of weights, so shards are balanced by the bytes they read. A part names its file as its
+ * source does (a path, or `hf://OWNER/NAME@COMMIT/FILE`): workers reopen it with openSource.
  */
 export function matrixTasks(matrices: readonly NinMatrix[], ckpt: Checkpoint, params: MfaParams, targetBytes: number, firstId = 0): ShardTask[] {
   const tasks: ShardTask[] = [];
@@ -53,7 +54,6 @@ export function matrixTasks(matrices: readonly NinMatrix[], ckpt: Checkpoint, pa
       const t = ckpt.tensors.get(p.tensor)!;
       // Matrix shards stream row-major bytes; a strided view (.bin transposes) would be misread.
       if (!isContiguous(t)) throw new InputError(`${t.source.name}: tensor ${p.tensor} is a non-contiguous view; --full needs contiguous tensors (sampled analysis reads it fine)`);
-      if (t.source.name.startsWith('hf://')) throw new InputError(`${p.tensor}: --full reads remote (hf://) checkpoints not yet; download the files or use sampled analysis`);
       return { tensor: p.tensor, file: t.source.name, dataStart: t.start, dtype: requireFloatTensor(t), rows: p.rows, transposed: p.transposed };
     });
     const bytesPerColumn = parts.reduce((a, p) => a + p.rows * BYTES_PER_ELEMENT[p.dtype], 0);

@@ -1,12 +1,13 @@
 import type { ShardTask } from '../../proto/shard.js';
-import { FileByteSource, type ByteSource } from '../../worker/io/byte-source.js';
+import type { ByteSource } from '../../worker/io/byte-source.js';
+import { openSource } from '../../worker/io/open-source.js';
 import { matrixBlocks, readBlock } from '../../worker/matrix-histogram.js';
 
 /**
  * `--ship-bytes`: a matrix shard with the exact bytes it would read attached, block by block,
  * for workers that do not have the model on their filesystem.
  */
-export async function withInlineBytes(task: ShardTask, open: (file: string) => Promise<ByteSource> = (f) => FileByteSource.open(f)): Promise<ShardTask> {
+export async function withInlineBytes(task: ShardTask, open: (file: string) => Promise<ByteSource> = openSource): Promise<ShardTask> {
   if (task.measure !== 'mfa' || task.input.kind !== 'matrix') return task;
   const { parts, inputs, colStart, colEnd } = task.input;
   const sources = new Map<string, ByteSource>();

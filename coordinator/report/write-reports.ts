@@ -46,9 +46,10 @@ export async function writeEmergenceReport(dir: string, result: { checkpoints: E
   const cp = result.checkpoints;
   const cell = (v: number | null) => (v === null ? '' : String(v));
   const csv = [
-    'label,model,E,alpha0_mean,alpha0_std,width_mean,width_std,samples_kept',
+    // commit: the hub commit a checkpoint was read at (empty for a local one).
+    'label,model,E,alpha0_mean,alpha0_std,width_mean,width_std,samples_kept,commit',
     ...cp.map((c) =>
-      [JSON.stringify(c.label), JSON.stringify(c.model), cell(c.E), cell(c.alpha0.mean), cell(c.alpha0.std), cell(c.width.mean), cell(c.width.std), c.alpha0.samples.length].join(','),
+      [JSON.stringify(c.label), JSON.stringify(c.model), cell(c.E), cell(c.alpha0.mean), cell(c.alpha0.std), cell(c.width.mean), cell(c.width.std), c.alpha0.samples.length, c.commit ?? ''].join(','),
     ),
   ].join('\n');
   await writeFileAtomic(files[0], JSON.stringify(result, null, 2) + '\n');

@@ -29,6 +29,11 @@ export interface Checkpoint {
   sha256?: Record<string, string>;
   /** Hub checkpoints: HTTP requests made so far (live counters). */
   stats?: { requests: number; bytesFetched: number };
+  /**
+   * Hub checkpoints: downloads these tensors into the range cache in large requests, so
+   * --full shards, which reopen the file by name in other threads, read them from disk.
+   */
+  warm?(tensors: Iterable<string>): Promise<void>;
 }
 
 /** Weight files in order of preference (as the hub issue and transformers choose them). */

@@ -2,7 +2,7 @@ import { basename, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../../../proto/errors.js';
 import { emergenceCurve, parseFilter } from '../../analysis/emergence.js';
-import { analyzeModel, type AnalyzeReport } from '../../analysis/model-analysis.js';
+import { expandRevisions, hubLabel, runSeries } from '../../analysis/emergence-series.js';
 import { writeEmergenceReport } from '../../report/write-reports.js';
 import { json, threadsFrom, withBackend, type CliContext } from '../context.js';
 import { table } from '../format.js';
@@ -15,46 +15,70 @@ export const emergenceCommand = {
   name: 'emergence',
   summary: 'the emergence metric E across checkpoints; the first is the initial model',
   configure(cmd: Command) {
-    cmd.argument('<models...>', 'checkpoints in training order; MODEL_0 is the initial checkpoint');
-    cmd.option('--labels <list>', 'comma-separated label per checkpoint (default: directory names)');
+    cmd.argument('<models...>', 'checkpoints in training order (directories, files or hf://OWNER/NAME@REV); MODEL_0 is the initial checkpoint');
+    cmd.option(
+      '--revisions <list>',
+      'with one hf://OWNER/NAME: its revisions in training order, a comma list (step0,step1000,main) or "all" for every step<N> branch in numeric order ("all,main" adds main)',
+    );
+    cmd.option(
+      '--keep-duplicates',
+      'keep checkpoints whose weight files (any file, one shard is enough) or sampled weight bytes equal an earlier one in E; by default they are reported and left out',
+    );
+    cmd.option('--labels <list>', 'comma-separated label per checkpoint (default: directory names; hub revisions: the revision)');
     cmd.option('--filter <mode>', 'sample filter: 0 none, 1 drop f > 0, 2 drop alpha rising > 0.01, 3 both', '0');
     addModelFlags(cmd);
     cmd.option('--out <dir>', 'write report.json, emergence.csv and emergence.svg here');
   },
   async run(ctx: CliContext, args: string[], o: Record<string, string | boolean | undefined>) {
-    const paths = args;
+    let paths = args;
+    if (o.revisions !== undefined) {
+      if (paths.length !== 1 || !paths[0].startsWith('hf://')) throw new UsageError('--revisions takes exactly one model, the repository hf://OWNER/NAME');
+      paths = (await expandRevisions(paths[0], o.revisions as string)).map((r) => `${paths[0]}@${r}`);
+    }
     if (paths.length < 2) throw new UsageError('emergence needs at least two checkpoints: the initial one and a later one');
-    const labels = o.labels === undefined ? paths.map((p) => basename(resolve(p))) : (o.labels as string).split(',').map((s) => s.trim());
+    const labels =
+      o.labels === undefined
+        ? await Promise.all(paths.map(async (p) => (await hubLabel(p)) ?? basename(resolve(p))))
+        : (o.labels as string).split(',').map((s) => s.trim());
     if (labels.length !== paths.length) throw new UsageError(`--labels names ${labels.length} checkpoints but ${paths.length} were given`);
     const filter = parseFilter(o.filter as string);
     const threads = threadsFrom(o.threads as string | undefined);
     const opts = analyzeOptions(o, threads);
-    const reports: AnalyzeReport[] = [];
-    await withBackend(ctx, threads, 'emergence', async (backend, listener) => {
-      for (const p of paths) reports.push(await analyzeModel(p, opts, backend, listener));
-    });
+    const members = paths.map((model, i) => ({ label: labels[i], model }));
+    const series = await withBackend(ctx, threads, 'emergence', (backend, listener) => runSeries(members, opts, backend, listener, { keepDuplicates: Boolean(o.keepDuplicates) }));
+    // Before the curve, so a duplicated or missing step is seen even when stdout is piped away.
+    for (const w of series.warnings) ctx.err(`${w}\n`);
+    const included = series.members;
     const checkpoints = emergenceCurve(
-      reports.map((r, i) => ({ label: labels[i], model: paths[i], samples: r.samples })),
+      included.map((m) => ({ label: m.label, model: m.model, ...(m.commit ? { commit: m.commit } : {}), samples: m.samples })),
       filter,
     );
     const result = {
-      layout: reports[0].layout,
-      mode: reports[0].mode,
-      layerSample: reports[0].layerSample,
+      layout: included[0].layout,
+      mode: opts.samples === 'full' ? 'full' : 'sampled',
+      layerSample: opts.samples === 'full' ? null : opts.layerSample,
       filter,
       params: opts.params,
       checkpoints,
-      perCheckpoint: reports.map((r, i) => ({ label: labels[i], samples: r.samples.map(({ sample, alpha0, width, tau }) => ({ sample, alpha0, width, tau })), stats: r.stats })),
+      perCheckpoint: included.map((m) => ({
+        label: m.label,
+        ...(m.commit ? { commit: m.commit, sha256: m.sha256 } : {}),
+        samples: m.samples.map(({ sample, alpha0, width, tau }) => ({ sample, alpha0, width, tau })),
+        stats: m.stats,
+        cachedSamples: m.cachedSamples,
+      })),
+      integrity: series.integrity,
     };
     const files = o.out ? await writeEmergenceReport(o.out as string, result) : [];
     if (o.json) {
       ctx.out(json(result));
       return;
     }
+    const hasCommit = checkpoints.some((c) => c.commit);
     ctx.out(
       table(
-        ['checkpoint', 'alpha0', 'width', 'E', 'samples'],
-        checkpoints.map((c) => [c.label, num(c.alpha0.mean), num(c.width.mean), num(c.E), String(c.alpha0.samples.length)]),
+        ['checkpoint', 'alpha0', 'width', 'E', 'samples', ...(hasCommit ? ['commit'] : [])],
+        checkpoints.map((c) => [c.label, num(c.alpha0.mean), num(c.width.mean), num(c.E), String(c.alpha0.samples.length), ...(hasCommit ? [c.commit?.slice(0, 12) ?? '-'] : [])]),
       ) + (files.length ? `report: ${files.join(', ')}\n` : ''),
     );
   },

@@ -90,7 +90,8 @@ export class BlobCache {
 
   async covers(start: number, end: number): Promise<boolean> {
     const ranges = await this.loadRanges();
-    return ranges.some(([s, e]) => s <= start && end <= e);
+    const i = lastStartingAtOrBefore(ranges, start);
+    return i >= 0 && end <= ranges[i][1];
   }
 
   private file(): Promise<FileHandle | undefined> {
@@ -129,8 +130,8 @@ export class BlobCache {
       while (done < bytes.length) done += (await h.write(bytes, done, bytes.length - done, start + done)).bytesWritten;
       await appendFile(join(this.dir, 'ranges'), `${start} ${start + bytes.length}\n`);
       await this.loadRanges();
-      // Read and replaced in one synchronous step, so concurrent writes never lose each other.
-      this.ranges = merge([...this.ranges!, [start, start + bytes.length]]);
+      // Updated in one synchronous step, so concurrent writes never lose each other.
+      insertRange(this.ranges!, start, start + bytes.length);
     } catch {
       this.disabled = true;
     }
@@ -141,6 +142,31 @@ export class BlobCache {
     this.handle = undefined;
     await h?.close().catch(() => {});
   }
+}
+
+/**
+ * Index of the last range starting at or before `at`, or -1. A sampled read of a big
+ * checkpoint logs tens of thousands of ranges: lookups and inserts must not scan them all.
+ */
+function lastStartingAtOrBefore(ranges: ReadonlyArray<[number, number]>, at: number): number {
+  let lo = 0;
+  let hi = ranges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ranges[mid][0] <= at) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
+}
+
+/** Adds [start, end) to sorted, disjoint, merged `ranges` in place, merging its neighbours. */
+function insertRange(ranges: Array<[number, number]>, start: number, end: number): void {
+  let i = lastStartingAtOrBefore(ranges, start);
+  if (i < 0 || ranges[i][1] < start) i++;
+  let j = i;
+  while (j < ranges.length && ranges[j][0] <= end) j++;
+  const merged: [number, number] = j > i ? [Math.min(start, ranges[i][0]), Math.max(end, ranges[j - 1][1])] : [start, end];
+  ranges.splice(i, j - i, merged);
 }
 
 function merge(list: Array<[number, number]>): Array<[number, number]> {

@@ -4,3 +4,4 @@ export { listRevisions, type BranchInfo } from './revisions.js';
 export { parseHubRef, isHubRef, type HubRef } from './ref.js';
 export { resolveHubOptions, type HubOptions } from './options.js';
 export type { HubStats } from './client.js';
+export { HubCache } from './cache.js';

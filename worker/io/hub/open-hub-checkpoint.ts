@@ -4,6 +4,7 @@ import { assembleCheckpoint, type Checkpoint } from '../checkpoint.js';
 import type { HubStats } from './client.js';
 import type { HubOptions } from './options.js';
 import { openRevision, type WeightFileInfo } from './revision.js';
+import { warmRangeCache } from './warm-cache.js';
 
 /** A checkpoint read from the hub: the local Checkpoint shape plus where it came from. */
 export interface HubCheckpoint extends Checkpoint {
@@ -24,13 +25,20 @@ export async function openHubCheckpoint(ref: string, options: HubOptions = {}): 
   const ckpt = await assembleCheckpoint(ref, rev.store, rev.weights, rev.config);
   const sha256: Record<string, string> = {};
   for (const f of rev.weightFiles) if (f.sha256) sha256[f.path] = f.sha256;
-  return { ...ckpt, commit: rev.commit, sha256, stats: rev.client.stats };
+  const warm = async (tensors: Iterable<string>) => {
+    const wanted = [...new Set(tensors)].map((n) => ckpt.tensors.get(n)).filter((t) => t !== undefined);
+    await warmRangeCache(wanted.map((t) => ({ source: t.source, start: t.start, end: t.end })));
+  };
+  return { ...ckpt, commit: rev.commit, sha256, stats: rev.client.stats, warm };
 }
 
-/** What a revision holds, without reading weight bytes: the commit and each weight file's sha256. */
-export async function describeRevision(ref: string, options: HubOptions = {}): Promise<{ commit: string; files: WeightFileInfo[]; stats: HubStats }> {
+/** What a revision holds, without reading weight bytes: the commit, config and each weight file's sha256. */
+export async function describeRevision(
+  ref: string,
+  options: HubOptions = {},
+): Promise<{ commit: string; config: Record<string, unknown>; files: WeightFileInfo[]; stats: HubStats }> {
   const rev = await openRevision(ref, options);
-  return { commit: rev.commit, files: rev.weightFiles, stats: rev.client.stats };
+  return { commit: rev.commit, config: rev.config, files: rev.weightFiles, stats: rev.client.stats };
 }
 
 /**

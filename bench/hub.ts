@@ -1,0 +1,61 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { runSeries } from '../coordinator/analysis/emergence-series.js';
+import { analyzeModel, type AnalyzeOptions } from '../coordinator/analysis/model-analysis.js';
+import { PiscinaBackend } from '../worker/backends/piscina.js';
+import { MockHub } from '../test/helpers/mock-hub.js';
+import { dataDir, pythiaShaped } from './datasets.js';
+
+/**
+ * Reading checkpoints from the hub: a pythia-410m-shaped checkpoint (float16, hidden 1024,
+ * 24 blocks, 0.8 GB) served by the mock hub on loopback with 20 ms added to every request,
+ * as a stand-in for a real round trip. Per checkpoint: HTTP requests, bytes downloaded,
+ * seconds cold (empty cache), with the range cache (analyze again) and with the result
+ * cache (an emergence series run again).
+ */
+
+const REPO = 'EleutherAI/pythia-410m-shaped';
+const LATENCY_MS = 20;
+
+export async function benchHub(say: (line: string) => void, log: (line: string) => void): Promise<void> {
+  const dir = await pythiaShaped('pythia-410m', 1024, 24, log);
+  const hub = await MockHub.start();
+  const cacheDir = join(dataDir, 'hub-bench-cache');
+  const saved = { ...process.env };
+  const backend = new PiscinaBackend(4);
+  try {
+    log('loading the checkpoint into the mock hub ...');
+    await hub.addCommitFromDir(REPO, dir);
+    hub.latencyMs = LATENCY_MS;
+    Object.assign(process.env, { HF_ENDPOINT: hub.hubUrl, NEUROMFA_CACHE: cacheDir, HF_HUB_CACHE: join(cacheDir, 'no-hf-cache') });
+    delete process.env.HF_TOKEN;
+    const params = { threshold: 150, decimals: 0, minNeighbors: 10, q: Array.from({ length: 61 }, (_, i) => (i * 10 - 300) / 100) };
+    say(`hub: pythia-410m-shaped (F16, hidden 1024, 24 blocks), mock hub with ${LATENCY_MS} ms per request, at most 8 requests in flight`);
+    for (const samples of [[0], Array.from({ length: 10 }, (_, i) => i)]) {
+      const opts: AnalyzeOptions = { samples, layerSample: 32, params, shardsPerSample: 4, shardBytes: 32 << 20 };
+      const what = samples.length === 1 ? 'sample 0' : 'samples 0-9';
+      await rm(cacheDir, { recursive: true, force: true });
+      const run = async (label: string, fn: () => Promise<{ fileBytes?: number }>) => {
+        hub.resetCounters();
+        const t0 = performance.now();
+        const r = await fn();
+        const s = (performance.now() - t0) / 1000;
+        const bytes = hub.bytesServed.hub + hub.bytesServed.cdn;
+        const share = r.fileBytes ? ` (${((100 * bytes) / r.fileBytes).toFixed(2)}% of ${(r.fileBytes / 1e6).toFixed(0)} MB)` : '';
+        say(`hub: ${what}, ${label}: ${hub.log.length} requests, ${(bytes / 1e6).toFixed(2)} MB${share}, ${s.toFixed(2)} s per checkpoint`);
+      };
+      await run('cold', async () => (await analyzeModel(`hf://${REPO}`, opts, backend)).stats);
+      await run('range cache', async () => (await analyzeModel(`hf://${REPO}`, opts, backend)).stats);
+      const series = () => runSeries([{ label: 'main', model: `hf://${REPO}` }], opts, backend, undefined, { keepDuplicates: false });
+      await series();
+      await run('result cache (emergence rerun)', async () => {
+        await series();
+        return {};
+      });
+    }
+  } finally {
+    process.env = saved;
+    await backend.close();
+    await hub.stop();
+  }
+}

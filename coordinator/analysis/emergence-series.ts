@@ -1,0 +1,327 @@
+import { createHash } from 'node:crypto';
+import { InputError, UsageError } from '../../proto/errors.js';
+import type { ShardBackend } from '../../worker/backends/shard-backend.js';
+import type { RunListener } from '../run/run-shards.js';
+import { analyzeModel, type AnalyzeOptions, type AnalyzeReport, type SampleResult } from './model-analysis.js';
+
+/**
+ * An emergence series checked before E is computed. Step branches on the hub have served
+ * another step's weights (EleutherAI/pythia #195, #205, #206; allenai/OLMo #915), so every
+ * hub revision is pinned to its commit and its weight files' sha256 (tree API, no
+ * download), and every analysed checkpoint gets a hash of the sampled bytes it read.
+ * Revisions sharing a weight file (even one shard of several) or sampled bytes are reported
+ * and, by default, only the first of them enters E. Missing revisions are listed, never
+ * skipped silently. Hub results are cached per (commit, file sha256, sample, parameters),
+ * so extending a series computes only its new steps.
+ */
+
+export interface SeriesMember {
+  label: string;
+  /** A local checkpoint path or `hf://OWNER/NAME@REVISION`. */
+  model: string;
+}
+
+export interface DuplicateGroup {
+  labels: string[];
+  reason: 'file-sha256' | 'sampled-bytes';
+  /** main and the last step branch; GPT-NeoX step0 and step1. */
+  expected: boolean;
+  /** Why an expected duplicate is expected. */
+  note?: string;
+  /** file-sha256: the weight files the revisions share. */
+  files?: string[];
+}
+
+export interface SeriesIntegrity {
+  checkpoints: Array<{ label: string; model: string; commit?: string; sha256?: Record<string, string>; sampledSha256?: string }>;
+  duplicates: DuplicateGroup[];
+  /** Labels left out of E (duplicates after the first of their group). */
+  excluded: string[];
+  missing: Array<{ label: string; model: string; reason: string }>;
+}
+
+export interface AnalysedMember extends SeriesMember {
+  commit?: string;
+  sha256?: Record<string, string>;
+  layout: string;
+  architecture: string;
+  samples: SampleResult[];
+  /** The analysis of the samples not in the result cache; null when all were. */
+  stats: AnalyzeReport['stats'] | null;
+  cachedSamples: number;
+}
+
+export interface SeriesResult {
+  /** The members that enter E, in series order. */
+  members: AnalysedMember[];
+  integrity: SeriesIntegrity;
+  /** One line per finding, for stderr before the curve. */
+  warnings: string[];
+}
+
+interface Identity {
+  repo: string;
+  revision: string;
+  commit: string;
+  sha256: Record<string, string>;
+  gptNeox: boolean;
+}
+
+const hub = () => import('../../worker/io/hub/index.js');
+const MAIN_NOTE = 'main points at the last training step';
+const STEP0_NOTE = 'GPT-NeoX step0 equals step1: the first step runs at learning rate 0';
+/** Revisions described at once (each costs a config.json request and, uncached, the tree). */
+const DESCRIBE_CONCURRENCY = 8;
+
+/** `--revisions all` (every step<N> branch, numeric order), a comma list, or both (`all,main`). */
+export async function expandRevisions(repoRef: string, list: string): Promise<string[]> {
+  const { parseHubRef, listRevisions } = await hub();
+  parseHubRef(repoRef);
+  if (repoRef.includes('@')) {
+    throw new UsageError(`--revisions names the revisions: give the repository without @REVISION (hf://OWNER/NAME), not ${repoRef}`);
+  }
+  const out: string[] = [];
+  for (const item of list.split(',').map((s) => s.trim())) {
+    if (item === '') throw new UsageError(`--revisions: empty name in "${list}"`);
+    if (item !== 'all') out.push(item);
+    else {
+      const steps = (await listRevisions(repoRef)).filter((b) => b.step !== undefined).map((b) => b.name);
+      if (steps.length === 0) throw new InputError(`${repoRef}: --revisions all found no step<N> branches`);
+      out.push(...steps);
+    }
+  }
+  return [...new Set(out)];
+}
+
+/** The label a model gets without --labels: a hub reference's revision. */
+export async function hubLabel(model: string): Promise<string | undefined> {
+  return model.startsWith('hf://') ? (await hub()).parseHubRef(model).revision : undefined;
+}
+
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i], i);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
+}
+
+/** Components of members linked by equal keys, in series order, each with the keys that linked it. */
+function linkedGroups(keysOf: ReadonlyArray<Map<string, string> | undefined>): Array<{ members: number[]; names: Set<string> }> {
+  const parent = keysOf.map((_, i) => i);
+  const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i])));
+  const firstWith = new Map<string, number>();
+  const shared = new Map<number, Set<string>>();
+  keysOf.forEach((keys, i) => {
+    for (const [key, name] of keys ?? []) {
+      const j = firstWith.get(key);
+      if (j === undefined) {
+        firstWith.set(key, i);
+        continue;
+      }
+      const [a, b] = [find(i), find(j)];
+      parent[Math.max(a, b)] = Math.min(a, b);
+      const names = shared.get(j) ?? new Set();
+      names.add(name);
+      shared.set(j, names);
+    }
+  });
+  const groups = new Map<number, { members: number[]; names: Set<string> }>();
+  keysOf.forEach((_, i) => {
+    const root = find(i);
+    const g = groups.get(root) ?? { members: [], names: new Set<string>() };
+    g.members.push(i);
+    for (const n of shared.get(i) ?? []) g.names.add(n);
+    groups.set(root, g);
+  });
+  return [...groups.values()].filter((g) => g.members.length > 1);
+}
+
+function resultKey(id: Identity, sample: number | 'full', opts: AnalyzeOptions): string {
+  const files = Object.entries(id.sha256).sort(([a], [b]) => (a < b ? -1 : 1));
+  const layerSample = sample === 'full' ? null : opts.layerSample;
+  return createHash('sha256').update(JSON.stringify({ v: 1, files, sample, layerSample, params: opts.params })).digest('hex');
+}
+
+interface CachedResult {
+  layout: string;
+  architecture: string;
+  result: SampleResult;
+}
+
+/** The result cache: one small file per sample in the commit's directory of the hub cache. */
+async function resultCache() {
+  const { resolveHubOptions, HubCache } = await hub();
+  const cache = new HubCache(resolveHubOptions({}).cacheDir);
+  return {
+    async get(id: Identity, sample: number | 'full', opts: AnalyzeOptions): Promise<CachedResult | undefined> {
+      const text = await cache.getText(id.repo, id.commit, `result-${resultKey(id, sample, opts)}.json`);
+      if (text === undefined) return undefined;
+      try {
+        return JSON.parse(text) as CachedResult;
+      } catch {
+        return undefined;
+      }
+    },
+    put(id: Identity, sample: number | 'full', opts: AnalyzeOptions, value: CachedResult): Promise<void> {
+      return cache.putText(id.repo, id.commit, `result-${resultKey(id, sample, opts)}.json`, JSON.stringify(value));
+    },
+  };
+}
+
+async function analyseMember(
+  m: SeriesMember,
+  id: Identity | undefined,
+  opts: AnalyzeOptions,
+  backend: ShardBackend,
+  listener: RunListener | undefined,
+  cache: Awaited<ReturnType<typeof resultCache>> | undefined,
+): Promise<AnalysedMember> {
+  const wanted = opts.samples === 'full' ? (['full'] as const) : opts.samples;
+  const found = new Map<number | 'full', CachedResult>();
+  if (id && cache) {
+    for (const s of wanted) {
+      const hit = await cache.get(id, s, opts);
+      if (hit) found.set(s, hit);
+    }
+  }
+  const todo = wanted.filter((s) => !found.has(s));
+  let report: AnalyzeReport | undefined;
+  if (todo.length > 0) {
+    // The commit described, not the branch: a branch moved since then must not slip in.
+    const model = id ? `hf://${id.repo}@${id.commit}` : m.model;
+    report = await analyzeModel(model, { ...opts, samples: opts.samples === 'full' ? 'full' : (todo as number[]) }, backend, listener);
+    for (const r of report.samples) {
+      if (id && cache) await cache.put(id, r.sample, opts, { layout: report.layout, architecture: report.architecture, result: r });
+    }
+  }
+  const bySample = new Map(report?.samples.map((r) => [r.sample, r]));
+  const first = found.values().next().value as CachedResult | undefined;
+  return {
+    ...m,
+    ...(id ? { commit: id.commit, sha256: id.sha256 } : {}),
+    layout: report?.layout ?? first!.layout,
+    architecture: report?.architecture ?? first!.architecture,
+    samples: wanted.map((s) => bySample.get(s) ?? found.get(s)!.result),
+    stats: report?.stats ?? null,
+    cachedSamples: found.size,
+  };
+}
+
+/** sha256 over the per-sample digests; undefined unless every sample has one. */
+function sampledSha256(a: AnalysedMember): string | undefined {
+  if (!a.samples.every((s) => s.bytesSha256)) return undefined;
+  return createHash('sha256')
+    .update(a.samples.map((s) => `${s.sample}:${s.bytesSha256}`).join('\n'))
+    .digest('hex');
+}
+
+export async function runSeries(
+  members: SeriesMember[],
+  opts: AnalyzeOptions,
+  backend: ShardBackend,
+  listener: RunListener | undefined,
+  options: { keepDuplicates: boolean },
+): Promise<SeriesResult> {
+  const warnings: string[] = [];
+  const why = new Map<number, string>();
+  const ids = await mapLimited(members, DESCRIBE_CONCURRENCY, async (m, i): Promise<Identity | undefined> => {
+    if (!m.model.startsWith('hf://')) return undefined;
+    const { describeRevision, parseHubRef } = await hub();
+    const ref = parseHubRef(m.model);
+    try {
+      const d = await describeRevision(m.model);
+      const sha256: Record<string, string> = {};
+      for (const f of d.files) sha256[f.path] = f.sha256 ?? `git:${d.commit}:${f.path}`;
+      return { repo: ref.repo, revision: ref.revision, commit: d.commit, sha256, gptNeox: d.config.model_type === 'gpt_neox' };
+    } catch (err) {
+      if (!(err instanceof InputError)) throw err;
+      why.set(i, err.message);
+      return undefined;
+    }
+  });
+  const isMissing = (i: number) => why.has(i);
+  const missing = members.flatMap((m, i) => (why.has(i) ? [{ label: m.label, model: m.model, reason: why.get(i)! }] : []));
+  for (const x of missing) warnings.push(`warning: ${x.label} is missing and left out: ${x.reason}`);
+  if (isMissing(0)) throw new InputError(`the initial checkpoint ${members[0].label} is missing: ${why.get(0)}`);
+
+  const duplicates: Array<DuplicateGroup & { members: number[] }> = [];
+  const excluded = new Set<number>();
+  const exclude = (group: number[]) => {
+    if (!options.keepDuplicates) for (const i of group.slice(1)) excluded.add(i);
+  };
+  // Weight files by sha256 (a shared single shard links its revisions too). Git-stored
+  // weights have no sha256; their key is unique to the commit, so they never match.
+  const fileGroups = linkedGroups(ids.map((id) => (id ? new Map(Object.entries(id.sha256).map(([file, sha]) => [sha, file])) : undefined)));
+  for (const g of fileGroups) {
+    duplicates.push({ members: g.members, labels: [], reason: 'file-sha256', expected: false, files: [...g.names].sort() });
+    exclude(g.members);
+  }
+
+  const cache = ids.some((id) => id) ? await resultCache() : undefined;
+  const analysed = new Map<number, AnalysedMember>();
+  for (const [i, m] of members.entries()) {
+    if (isMissing(i) || excluded.has(i)) continue;
+    analysed.set(i, await analyseMember(m, ids[i], opts, backend, listener, cache));
+  }
+
+  const byBytes = new Map<number, Map<string, string>>();
+  for (const [i, a] of analysed) {
+    const h = sampledSha256(a);
+    if (h) byBytes.set(i, new Map([[h, h]]));
+  }
+  const fileRoot = (i: number) => fileGroups.find((g) => g.members.includes(i));
+  for (const g of linkedGroups(members.map((_, i) => byBytes.get(i)))) {
+    // Already reported as one file group: the same bytes are no news.
+    const root = fileRoot(g.members[0]);
+    if (root && g.members.every((i) => root.members.includes(i))) continue;
+    duplicates.push({ members: g.members, labels: [], reason: 'sampled-bytes', expected: false });
+    exclude(g.members);
+    for (const i of g.members.slice(1)) if (excluded.has(i)) analysed.delete(i);
+  }
+
+  await nameExpected(duplicates, ids);
+  for (const d of duplicates) {
+    d.labels = d.members.map((i) => members[i].label);
+    const what = d.reason === 'file-sha256' ? `hold the same weight file${d.files!.length > 1 ? 's' : ''} (${d.files!.join(', ')})` : 'read identical sampled weight bytes';
+    const left = d.members.slice(1).filter((i) => excluded.has(i)).map((i) => members[i].label);
+    const fate = left.length ? `; ${left.join(', ')} left out of E (--keep-duplicates keeps ${left.length > 1 ? 'them' : 'it'})` : '';
+    warnings.push(d.expected ? `note: ${d.labels.join(' and ')} ${what}, as expected (${d.note})${fate}` : `warning: ${d.labels.join(', ')} ${what}: duplicates${fate}`);
+  }
+
+  const integrity: SeriesIntegrity = {
+    checkpoints: members.flatMap((m, i) => {
+      if (isMissing(i)) return [];
+      const a = analysed.get(i);
+      const h = a && sampledSha256(a);
+      return [{ label: m.label, model: m.model, ...(ids[i] ? { commit: ids[i]!.commit, sha256: ids[i]!.sha256 } : {}), ...(h ? { sampledSha256: h } : {}) }];
+    }),
+    duplicates: duplicates.map(({ members: _, ...d }) => d),
+    excluded: [...excluded].sort((a, b) => a - b).map((i) => members[i].label),
+    missing,
+  };
+  return { members: [...analysed].sort((a, b) => a[0] - b[0]).map(([, a]) => a), integrity, warnings };
+}
+
+/** Marks the duplicates a training series is known to have (see MAIN_NOTE, STEP0_NOTE). */
+async function nameExpected(duplicates: Array<DuplicateGroup & { members: number[] }>, ids: ReadonlyArray<Identity | undefined>): Promise<void> {
+  const lastStep = new Map<string, string | undefined>();
+  for (const d of duplicates) {
+    const revs = d.members.map((i) => ids[i]);
+    if (revs.some((r) => !r) || new Set(revs.map((r) => r!.repo)).size !== 1 || d.members.length !== 2) continue;
+    const names = new Set(revs.map((r) => r!.revision));
+    if (names.has('main')) {
+      const repo = revs[0]!.repo;
+      if (!lastStep.has(repo)) {
+        const steps = (await (await hub()).listRevisions(`hf://${repo}`)).filter((b) => b.step !== undefined);
+        lastStep.set(repo, steps[steps.length - 1]?.name);
+      }
+      const last = lastStep.get(repo);
+      if (last && names.has(last)) Object.assign(d, { expected: true, note: MAIN_NOTE });
+    } else if (names.has('step0') && names.has('step1') && revs.every((r) => r!.gptNeox)) {
+      Object.assign(d, { expected: true, note: STEP0_NOTE });
+    }
+  }
+}
