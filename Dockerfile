@@ -1,8 +1,9 @@
-# The image the k8s/ manifests run: `neuromfa worker` and `neuromfa analyze`.
+# The image the k8s/ manifests run, CPU and GPU workers alike: `neuromfa worker` and `neuromfa analyze`.
 #   docker build -t registry.example.com/neuromfa:0.1.0 .
-# GPU workers (gpu.js over WebGPU/Dawn) need a newer libstdc++ than bookworm's and the Vulkan
-# loader: build them with --build-arg BASE=node:20-trixie-slim.
-ARG BASE=node:20-bookworm-slim
+# Trixie, not bookworm: Dawn (the `webgpu` package gpu.js uses for --backend webgpu) is built
+# against glibc 2.38 and GCC 13's libstdc++ (GLIBCXX_3.4.32); bookworm has 2.36 and 3.4.30,
+# and dawn.node does not load there. Ubuntu 24.04 bases work too (--build-arg BASE=...).
+ARG BASE=node:20-trixie-slim
 
 FROM ${BASE} AS build
 WORKDIR /app
@@ -16,7 +17,18 @@ COPY bench bench
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 FROM ${BASE}
-RUN apt-get update && apt-get install -y --no-install-recommends libvulkan1 && rm -rf /var/lib/apt/lists/*
+# Dawn reaches an NVIDIA GPU through Vulkan: the loader (libvulkan1) finds the driver through
+# an ICD manifest. The NVIDIA container toolkit mounts the driver's Vulkan library
+# (libGLX_nvidia.so.0) only when the graphics capability is asked for, and does not always
+# mount the manifest, so the image carries it. On a machine without the driver the manifest
+# points at nothing, Dawn finds no adapter, and `auto` uses f64.
+RUN apt-get update && apt-get install -y --no-install-recommends libvulkan1 && rm -rf /var/lib/apt/lists/* \
+ && mkdir -p /etc/vulkan/icd.d \
+ && printf '%s\n' '{' '  "file_format_version": "1.0.0",' '  "ICD": { "library_path": "libGLX_nvidia.so.0", "api_version": "1.3" }' '}' > /etc/vulkan/icd.d/nvidia_icd.json
+# Capabilities only: which GPUs a pod sees stays the device plugin's (nvidia.com/gpu limits);
+# NVIDIA_VISIBLE_DEVICES=all here would hand every GPU to CPU pods on nodes whose default
+# runtime is nvidia.
+ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules node_modules

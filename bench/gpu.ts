@@ -1,4 +1,4 @@
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { mergePartials } from '../coordinator/analysis/merge.js';
 import { spectrumFromSums } from '../coordinator/analysis/spectrum.js';
 import type { MatrixPart, MfaParams, MfaShardResult } from '../proto/shard.js';
@@ -10,20 +10,15 @@ import { boxMassFromCodeHistogram, type BoxMass } from '../worker/kernel/box-mas
 import { partitionSums, type PartitionPartial } from '../worker/kernel/partition-sums.js';
 import { matrixBlocks, matrixHistogram } from '../worker/matrix-histogram.js';
 
-/**
- * `node dist/bench/gpu.js`: partition-sum throughput per backend against f64 on the shards a
- * pythia-1b full NIN produces (hidden 2048: dense_h_to_4h is 2048 nodes × 8192 out-edges,
- * dense_4h_to_h 8192 × 2048), and what bucketing costs beside it. Lines print as they are
- * measured, ready for bench/RESULTS.md. `--quick` times each case once.
- */
-const quick = process.argv.includes('--quick');
 const q = Array.from({ length: 61 }, (_, k) => Math.round(-300 + 10 * k) / 100);
 const params: MfaParams = { threshold: 150, decimals: 0, minNeighbors: 10, q };
 const qs = Float64Array.from(q);
 const U = 2 ** -24;
 
-let seed = 1234;
-const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
+/** A seeded LCG: every run benchmarks the same weights. */
+function lcg(seed: number): () => number {
+  return () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
+}
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -39,7 +34,7 @@ function halfBits(x: number): number {
 }
 
 /** A Linear weight [out, in] in float16, half-way to trained: Laplace with per-row scales around 0.02. */
-function f16Matrix(out: number, inputs: number): Uint8Array {
+function f16Matrix(out: number, inputs: number, rand: () => number): Uint8Array {
   const bits = new Uint16Array(out * inputs);
   for (let r = 0; r < out; r++) {
     const s = 0.02 * Math.exp(0.5 * (rand() - 0.5));
@@ -62,88 +57,100 @@ async function best<T>(times: number, f: () => Promise<T> | T): Promise<{ ms: nu
   return top!;
 }
 
-const asResult = (p: PartitionPartial): MfaShardResult => ({ id: 0, measure: 'mfa', selected: p.selected, present: p.present, sums: p.sums, nodes: 0, edges: 0, skippedNonFinite: 0, bytesRead: 0, seconds: 0 });
+const asResult = (p: PartitionPartial): MfaShardResult => ({ id: 0, measure: 'mfa', backend: 'f64', selected: p.selected, present: p.present, sums: p.sums, nodes: 0, edges: 0, skippedNonFinite: 0, bytesRead: 0, seconds: 0 });
 const tauOf = (p: PartitionPartial) => spectrumFromSums(mergePartials([asResult(p)], q.length), params).tau;
-const say = (s: string) => console.log(s);
 const M = (x: number) => `${(x / 1e6).toFixed(0)}M`;
 
-say(`gpu bench: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, load ${cpus().length ? (await import('node:os')).loadavg()[0].toFixed(1) : '?'}`);
-const statuses = await probeBackends();
-say(`backends: ${statuses.map((s) => (s.available ? `${s.name} (${s.device})` : `${s.name} unavailable: ${s.reason}`)).join('; ')}`);
-const gpuModes = statuses.filter((s) => s.available && s.name !== 'f64').map((s) => s.name as GpujsMode);
+/**
+ * The GPU section of `npm run bench`: partition-sum throughput per backend against f64 on the
+ * shards a pythia-1b full NIN produces (hidden 2048: dense_h_to_4h is 2048 nodes × 8192
+ * out-edges, dense_4h_to_h 8192 × 2048), and what bucketing costs beside it. `say` gets the
+ * result lines as they are measured, ready for bench/RESULTS.md; `log` what is being done.
+ * `quick` times each case once.
+ */
+export async function benchGpu(say: (line: string) => void, log: (line: string) => void, options: { quick?: boolean } = {}): Promise<void> {
+  const quick = options.quick ?? false;
+  const rand = lcg(1234);
+  say(`gpu bench: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, load ${loadavg()[0].toFixed(1)}`);
+  log('gpu bench: probing backends');
+  const statuses = await probeBackends();
+  say(`backends: ${statuses.map((s) => (s.available ? `${s.name} (${s.device})` : `${s.name} unavailable: ${s.reason}`)).join('; ')}`);
+  const gpuModes = statuses.filter((s) => s.available && s.name !== 'f64').map((s) => s.name as GpujsMode);
 
-for (const [label, out, inputs] of [
-  ['dense_h_to_4h', 8192, 2048],
-  ['dense_4h_to_h', 2048, 8192],
-] as const) {
-  const raw = f16Matrix(out, inputs);
-  const part: MatrixPart = { tensor: label, file: 'memory', dataStart: 0, dtype: 'F16', rows: out, transposed: false };
-  const inline = matrixBlocks([part], inputs, 0, inputs).map((b) => raw.subarray(b.start, b.start + b.sliceBytes));
-  const edges = out * inputs;
+  for (const [label, out, inputs] of [
+    ['dense_h_to_4h', 8192, 2048],
+    ['dense_4h_to_h', 2048, 8192],
+  ] as const) {
+    log(`gpu bench: ${label}: generating ${out} × ${inputs} F16 weights`);
+    const raw = f16Matrix(out, inputs, rand);
+    const part: MatrixPart = { tensor: label, file: 'memory', dataStart: 0, dtype: 'F16', rows: out, transposed: false };
+    const inline = matrixBlocks([part], inputs, 0, inputs).map((b) => raw.subarray(b.start, b.start + b.sliceBytes));
+    const edges = out * inputs;
 
-  // Bucketing: the full-NIN path, weights → code histogram → box masses.
-  const bucketing = await best(quick ? 1 : 3, async () => {
-    const { hist } = await matrixHistogram([part], inputs, 0, inputs, params, { inline });
-    return boxMassFromCodeHistogram(hist, inputs, params);
-  });
-  const box: BoxMass = bucketing.value;
-  const ref = partitionSums(box, qs, params.minNeighbors);
-  const P = ref.present.length;
-  const terms = ref.selected * P * q.length;
-  const hits = box.buckets.length;
-  say(`pythia-1b ${label} shard (${inputs} nodes × ${out} F16 out-edges): selected ${ref.selected}, ${P} radii, ${q.length} q → ${M(terms)} node·bucket·q terms (f64 does ${M(hits * q.length)} hit·q)`);
+    // Bucketing: the full-NIN path, weights → code histogram → box masses.
+    const bucketing = await best(quick ? 1 : 3, async () => {
+      const { hist } = await matrixHistogram([part], inputs, 0, inputs, params, { inline });
+      return boxMassFromCodeHistogram(hist, inputs, params);
+    });
+    const box: BoxMass = bucketing.value;
+    const ref = partitionSums(box, qs, params.minNeighbors);
+    const P = ref.present.length;
+    const terms = ref.selected * P * q.length;
+    const hits = box.buckets.length;
+    say(`pythia-1b ${label} shard (${inputs} nodes × ${out} F16 out-edges): selected ${ref.selected}, ${P} radii, ${q.length} q → ${M(terms)} node·bucket·q terms (f64 does ${M(hits * q.length)} hit·q)`);
 
-  const f64 = await best(quick ? 1 : 3, () => partitionSums(box, qs, params.minNeighbors));
-  say(`  f64: ${f64.ms.toFixed(1)} ms, ${M((terms / f64.ms) * 1e3)} terms/s (1.00×)`);
-  for (const mode of gpuModes) {
-    const gpu = new GpuPartitionSums(await createGpujsRunner(mode), { cpuForwardTerms: 0 });
-    try {
-      const r = await best(mode === 'cpu' || quick ? 1 : 3, () => gpu.partitionSums(box, qs, params.minNeighbors));
-      if (r.value.backend !== mode) {
-        say(`  ${mode}: ran on ${r.value.backend} (${r.value.fallbackReason})`);
-        continue;
+    const f64 = await best(quick ? 1 : 3, () => partitionSums(box, qs, params.minNeighbors));
+    say(`  f64: ${f64.ms.toFixed(1)} ms, ${M((terms / f64.ms) * 1e3)} terms/s (1.00×)`);
+    for (const mode of gpuModes) {
+      const gpu = new GpuPartitionSums(await createGpujsRunner(mode), { cpuForwardTerms: 0 });
+      try {
+        const r = await best(mode === 'cpu' || quick ? 1 : 3, () => gpu.partitionSums(box, qs, params.minNeighbors));
+        if (r.value.backend !== mode) {
+          say(`  ${mode}: ran on ${r.value.backend} (${r.value.fallbackReason})`);
+          continue;
+        }
+        let rel = 0;
+        for (let x = 0; x < ref.sums.length; x++) rel = Math.max(rel, Math.abs(r.value.sums[x] / ref.sums[x] - 1));
+        const a = tauOf(ref);
+        const b = tauOf(r.value);
+        const dtau = Math.max(...a.map((v, k) => Math.abs(v - b[k])));
+        say(`  ${mode}: ${r.ms.toFixed(1)} ms, ${M((terms / r.ms) * 1e3)} terms/s (${(f64.ms / r.ms).toFixed(2)}× f64), max rel ΔS ${(rel / U).toFixed(2)}u, max |Δtau| ${dtau.toExponential(1)}`);
+      } finally {
+        await gpu.close();
       }
-      let rel = 0;
-      for (let x = 0; x < ref.sums.length; x++) rel = Math.max(rel, Math.abs(r.value.sums[x] / ref.sums[x] - 1));
-      const a = tauOf(ref);
-      const b = tauOf(r.value);
-      const dtau = Math.max(...a.map((v, k) => Math.abs(v - b[k])));
-      say(`  ${mode}: ${r.ms.toFixed(1)} ms, ${M((terms / r.ms) * 1e3)} terms/s (${(f64.ms / r.ms).toFixed(2)}× f64), max rel ΔS ${(rel / U).toFixed(2)}u, max |Δtau| ${dtau.toExponential(1)}`);
-    } finally {
-      await gpu.close();
     }
-  }
-  // What the float32 path costs on the host before any kernel runs: layout, tables, dense n.
-  const host = await best(quick ? 1 : 3, () => {
-    const layout = shardLayout(box, params.minNeighbors);
-    const powers = float32Powers(qs, layout.maxN);
-    const rowsPad = Math.ceil((layout.present.length + 1) / 8) * 8;
-    return denseChunk(box, layout, rowIndexer(layout.present), powers, q.length, 0, layout.selected, 32, rowsPad);
-  });
-  say(`  float32 path host floor (layout + dense n + N^-q, tables cached): ${host.ms.toFixed(1)} ms (${((100 * host.ms) / f64.ms).toFixed(0)}% of f64's whole stage)`);
+    // What the float32 path costs on the host before any kernel runs: layout, tables, dense n.
+    const host = await best(quick ? 1 : 3, () => {
+      const layout = shardLayout(box, params.minNeighbors);
+      const powers = float32Powers(qs, layout.maxN);
+      const rowsPad = Math.ceil((layout.present.length + 1) / 8) * 8;
+      return denseChunk(box, layout, rowIndexer(layout.present), powers, q.length, 0, layout.selected, 32, rowsPad);
+    });
+    say(`  float32 path host floor (layout + dense n + N^-q, tables cached): ${host.ms.toFixed(1)} ms (${((100 * host.ms) / f64.ms).toFixed(0)}% of f64's whole stage)`);
 
-  // Bucketing beside it, and what moving it onto gpu.js would start from.
-  const stage = await best(quick ? 1 : 3, () => {
-    const bits = new Uint16Array(raw.buffer, raw.byteOffset, edges);
-    const staged = new Float32Array(edges);
-    for (let e = 0; e < edges; e++) staged[e] = bits[e]; // gpu.js takes float arrays only
-    return staged;
-  });
-  say(
-    `  bucketing (F16 weights → box masses): ${bucketing.ms.toFixed(1)} ms, ${M((edges / bucketing.ms) * 1e3)} edges/s = ${((100 * bucketing.ms) / (bucketing.ms + f64.ms)).toFixed(0)}% of this shard's CPU time; ` +
-      `staging the 16-bit words as float32 for gpu.js alone: ${stage.ms.toFixed(1)} ms (${((100 * stage.ms) / bucketing.ms).toFixed(0)}% of CPU bucketing)`,
-  );
-  for (const mode of gpuModes.filter((m) => m !== 'cpu')) {
-    // On the CPU-bound webasm a slice says enough; a GPU gets the whole shard.
-    const sub = mode === 'webasm' ? 32 : inputs;
-    const ms = await gatherHistogramMs(mode, raw, out, inputs, sub);
-    const rate = ((sub * out) / ms) * 1e3;
-    say(`  gather-histogram kernel on ${mode} (gpu.js has no atomics: one thread per node × bucket scans the node's edges), ${sub} nodes: ${M(rate)} edges/s, ${(((edges / rate) * 1e3) / bucketing.ms).toFixed(2)}× the CPU bucketing time (upload included, staging not)`);
+    // Bucketing beside it, and what moving it onto gpu.js would start from.
+    const stage = await best(quick ? 1 : 3, () => {
+      const bits = new Uint16Array(raw.buffer, raw.byteOffset, edges);
+      const staged = new Float32Array(edges);
+      for (let e = 0; e < edges; e++) staged[e] = bits[e]; // gpu.js takes float arrays only
+      return staged;
+    });
+    say(
+      `  bucketing (F16 weights → box masses): ${bucketing.ms.toFixed(1)} ms, ${M((edges / bucketing.ms) * 1e3)} edges/s = ${((100 * bucketing.ms) / (bucketing.ms + f64.ms)).toFixed(0)}% of this shard's CPU time; ` +
+        `staging the 16-bit words as float32 for gpu.js alone: ${stage.ms.toFixed(1)} ms (${((100 * stage.ms) / bucketing.ms).toFixed(0)}% of CPU bucketing)`,
+    );
+    for (const mode of gpuModes.filter((m) => m !== 'cpu')) {
+      // On the CPU-bound webasm a slice says enough; a GPU gets the whole shard.
+      const sub = mode === 'webasm' ? 32 : inputs;
+      const ms = await gatherHistogramMs(mode, raw, out, inputs, sub, quick);
+      const rate = ((sub * out) / ms) * 1e3;
+      say(`  gather-histogram kernel on ${mode} (gpu.js has no atomics: one thread per node × bucket scans the node's edges), ${sub} nodes: ${M(rate)} edges/s, ${(((edges / rate) * 1e3) / bucketing.ms).toFixed(2)}× the CPU bucketing time (upload included, staging not)`);
+    }
   }
 }
 
 /** Times a gpu.js histogram written the only way gpu.js allows (a gather per bucket) on `sub` nodes. */
-async function gatherHistogramMs(mode: GpujsMode, raw: Uint8Array, out: number, inputs: number, sub: number): Promise<number> {
+async function gatherHistogramMs(mode: GpujsMode, raw: Uint8Array, out: number, inputs: number, sub: number, quick: boolean): Promise<number> {
   const { GPU } = ((await import('gpu.js')) as unknown as { default: { GPU: new (o: object) => any } }).default;
   if (mode === 'webgpu') await acquireNavigatorGpu();
   const gpu = new GPU({ mode: mode === 'gl' ? 'headlessgl' : mode });

@@ -15,7 +15,7 @@
 import { Packr } from 'msgpackr';
 import { MessageFormatError } from './errors.js';
 import { checkDescription, type WorkerDescription } from './describe.js';
-import type { MatrixPart, MfaParams, NfdParams, ShardInput, ShardReply, ShardResult, ShardTask } from './shard.js';
+import { KERNEL_BACKENDS, type MatrixPart, type MfaParams, type NfdParams, type ShardInput, type ShardReply, type ShardResult, type ShardTask } from './shard.js';
 
 export const WIRE_VERSION = 1;
 
@@ -189,7 +189,7 @@ function decodeInput(i: Record<string, unknown>): ShardInput {
 export function encodeReply(reply: ShardReply): Uint8Array {
   if (!reply.ok) return pack({ ok: false, error: { name: reply.error.name, code: reply.error.code, message: reply.error.message, retryable: reply.error.retryable } });
   const r = reply.result;
-  const stats = { id: r.id, measure: r.measure, nodes: r.nodes, edges: r.edges, skippedNonFinite: r.skippedNonFinite, bytesRead: r.bytesRead, seconds: r.seconds };
+  const stats = { id: r.id, measure: r.measure, backend: r.backend, nodes: r.nodes, edges: r.edges, skippedNonFinite: r.skippedNonFinite, bytesRead: r.bytesRead, seconds: r.seconds };
   const result = r.measure === 'mfa' ? { ...stats, selected: r.selected, present: bytesOf(r.present), sums: bytesOf(r.sums) } : { ...stats, values: bytesOf(r.values) };
   return pack({ ok: true, result });
 }
@@ -204,6 +204,7 @@ export function decodeReply(bytes: Uint8Array): ShardReply {
 function decodeResult(r: Record<string, unknown>): ShardResult {
   const stats = {
     id: int(r.id, 'result.id'),
+    backend: oneOf(r.backend, 'result.backend', KERNEL_BACKENDS),
     nodes: int(r.nodes, 'result.nodes'),
     edges: int(r.edges, 'result.edges'),
     skippedNonFinite: int(r.skippedNonFinite, 'result.skippedNonFinite'),

@@ -46,7 +46,16 @@ export type ShardTask =
   | { id: number; measure: 'mfa'; params: MfaParams; input: ShardInput }
   | { id: number; measure: 'nfd'; params: NfdParams; input: Extract<ShardInput, { kind: 'groups' }> };
 
+/**
+ * Where a shard's partition sums were computed: the float64 kernel or a gpu.js mode
+ * (worker/gpu). Declared here because results carry it across every transport.
+ */
+export type KernelBackend = 'f64' | 'webgpu' | 'gl' | 'webasm' | 'cpu';
+export const KERNEL_BACKENDS: readonly KernelBackend[] = ['f64', 'webgpu', 'gl', 'webasm', 'cpu'];
+
 export interface ShardStats {
+  /** The backend that computed this result: 'f64' after a GPU fallback, and always for nfd. */
+  backend: KernelBackend;
   nodes: number;
   edges: number;
   skippedNonFinite: number;
@@ -74,3 +83,18 @@ export type ShardResult = MfaShardResult | NfdShardResult;
 
 /** What a thread or remote worker sends back: a result or a typed error. */
 export type ShardReply = { ok: true; result: ShardResult } | { ok: false; error: WireError };
+
+/** A GPU backend that failed on a shard, which was then computed on f64. */
+export interface BackendFallback {
+  shard: number;
+  backend: KernelBackend;
+  reason: string;
+}
+
+/** A pool thread's settings (piscina workerData): the backend it opens once, for every shard. */
+export interface ThreadData {
+  partitionBackend: KernelBackend;
+}
+
+/** What a pool thread sends back: the reply, and a fallback for the main thread to log. */
+export type ThreadReply = ShardReply & { fallback?: BackendFallback };

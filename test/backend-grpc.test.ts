@@ -69,7 +69,7 @@ test('a ready worker reports SERVING; Describe tells threads, version and limits
   t.is(await health(port, ''), 'SERVING');
   t.is(await health(port, 'neuromfa.v1.Worker'), 'SERVING');
   const d = await t.context.backend.describe();
-  t.like(d, { threads: 1, backend: 'threads', transports: ['grpc'], readsFiles: true, maxMessageBytes: LIMIT });
+  t.like(d, { threads: 1, backend: 'f64', transports: ['grpc'], readsFiles: true, maxMessageBytes: LIMIT });
   t.regex(d.version, /^\d+\.\d+\.\d+/);
   t.is(t.context.backend.concurrency, 1, 'connect() sized the window from Describe');
 });

@@ -250,12 +250,13 @@ test('emergence --filter 1 runs (the series has no real f > 0, so nothing is dro
 // ---------------------------------------------------------------- help, demo
 
 const FLAGS: Record<string, string[]> = {
-  mfa: ['--threshold', '--decimals', '--min-neighbors', '--q', '--json', '--threads', '--shards'],
+  mfa: ['--threshold', '--decimals', '--min-neighbors', '--q', '--json', '--threads', '--shards', '--backend'],
   nfd: ['--threshold', '--decimals', '--json', '--threads', '--shards'],
   nin: ['--sample', '--layer-sample', '--out', '--plan'],
-  analyze: ['--samples', '--full', '--layer-sample', '--threshold', '--decimals', '--min-neighbors', '--q', '--threads', '--shards', '--shard-mb', '--json', '--out'],
-  emergence: ['--labels', '--filter', '--samples', '--full', '--layer-sample', '--threshold', '--decimals', '--min-neighbors', '--q', '--threads', '--shards', '--shard-mb', '--json', '--out'],
+  analyze: ['--samples', '--full', '--layer-sample', '--threshold', '--decimals', '--min-neighbors', '--q', '--threads', '--shards', '--shard-mb', '--json', '--out', '--backend', '--workers', '--nats', '--ship-bytes', '--resume'],
+  emergence: ['--revisions', '--keep-duplicates', '--labels', '--filter', '--samples', '--full', '--layer-sample', '--threshold', '--decimals', '--min-neighbors', '--q', '--threads', '--shards', '--shard-mb', '--json', '--out'],
   demo: ['--dir', '--threads'],
+  worker: ['--grpc', '--nats', '--subject', '--threads', '--model-root', '--metrics-port', '--max-message-mb', '--backend', '--describe', '--tls-cert', '--tls-key', '--tls-ca', '--require-client-cert'],
 };
 
 test('neuromfa --help lists every command, and each command --help every flag', async (t) => {

@@ -5,7 +5,7 @@ import { MessageFormatError } from '../proto/errors.js';
 import type { WorkerDescription } from '../proto/describe.js';
 import { toWireError, TransportError } from '../proto/errors.js';
 import { chunkBytes, headerInt, Reassembly, splitChunks } from '../proto/nats-chunks.js';
-import type { ShardReply, ShardTask } from '../proto/shard.js';
+import { KERNEL_BACKENDS, type ShardReply, type ShardResult, type ShardTask } from '../proto/shard.js';
 
 /** Every wire message round-trips exactly; truncated, corrupted and mis-shaped bytes are MessageFormatErrors. */
 
@@ -70,19 +70,37 @@ test('matrix tasks round-trip with and without inline bytes; inline blocks come 
 
 test('replies round-trip exactly: mfa and nfd results, typed errors', (t) => {
   const sums = Float64Array.of(0, 1e-300, 5e-324, 1.7976931348623157e308, Math.PI, 2 ** 53 + 2);
-  const mfa: ShardReply = { ok: true, result: { id: 3, measure: 'mfa', selected: 2, present: Int32Array.of(2, 5), sums, nodes: 4, edges: 2 ** 40, skippedNonFinite: 1, bytesRead: 12, seconds: 0.125 } };
-  const nfd: ShardReply = { ok: true, result: { id: 4, measure: 'nfd', values: Float64Array.of(NaN, -0, Infinity, 1.5), nodes: 4, edges: 9, skippedNonFinite: 0, bytesRead: 0, seconds: 1e-6 } };
+  const result: ShardResult = { id: 3, measure: 'mfa', backend: 'webasm', selected: 2, present: Int32Array.of(2, 5), sums, nodes: 4, edges: 2 ** 40, skippedNonFinite: 1, bytesRead: 12, seconds: 0.125 };
+  const mfa: ShardReply = { ok: true, result };
+  const nfd: ShardReply = { ok: true, result: { id: 4, measure: 'nfd', backend: 'f64', values: Float64Array.of(NaN, -0, Infinity, 1.5), nodes: 4, edges: 9, skippedNonFinite: 0, bytesRead: 0, seconds: 1e-6 } };
   const failed: ShardReply = { ok: false, error: toWireError(new TransportError('gone')) };
   for (const r of [mfa, nfd, failed]) t.deepEqual(decodeReply(encodeReply(r)), r);
+  for (const backend of KERNEL_BACKENDS) {
+    const r: ShardReply = { ok: true, result: { ...result, backend } };
+    t.deepEqual(decodeReply(encodeReply(r)), r, backend);
+  }
   const back = decodeReply(encodeReply(nfd));
   if (!back.ok || back.result.measure !== 'nfd') return t.fail();
   t.true(bytesOf(back.result.values).equals(Buffer.from(Float64Array.of(NaN, -0, Infinity, 1.5).buffer)));
 });
 
-test('a worker description round-trips', (t) => {
-  const d: WorkerDescription = { version: '0.1.0', threads: 4, backend: 'threads', backends: ['threads', 'in-process'], transports: ['grpc', 'nats'], readsFiles: false, maxMessageBytes: 64 << 20, host: 'w-0' };
+test('a worker description round-trips, backends with their availability; mis-shaped ones are refused by field', (t) => {
+  const backends = [
+    { name: 'f64', available: true, detail: 'CPU, float64' },
+    { name: 'webgpu', available: false, detail: "libstdc++.so.6: version `GLIBCXX_3.4.32' not found" },
+    { name: 'webasm', available: true, detail: 'webasm, 1 thread' },
+  ];
+  const d: WorkerDescription = { version: '0.1.0', threads: 4, backend: 'webasm', backends, transports: ['grpc', 'nats'], readsFiles: false, maxMessageBytes: 64 << 20, host: 'w-0' };
   t.deepEqual(decodeDescription(encodeDescription(d)), d);
-  t.throws(() => decodeDescription(raw.pack({ v: WIRE_VERSION, ...d, threads: 0 })), { instanceOf: MessageFormatError, message: /threads/ });
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ threads: 0 }, /^threads/],
+    [{ backends: ['f64'] }, /^backends\[0\]: expected a map/],
+    [{ backends: [{ name: 'f64', available: 'yes', detail: '' }] }, /^backends\[0\]\.available: expected a boolean/],
+    [{ backends: [{ name: 'gl', available: false }] }, /^backends\[0\]\.detail: expected a string/],
+    [{ backends: 'f64' }, /^backends: expected a list/],
+    [{ backend: 7 }, /^backend: expected a string/],
+  ];
+  for (const [patch, message] of cases) t.throws(() => decodeDescription(raw.pack({ v: WIRE_VERSION, ...d, ...patch })), { instanceOf: MessageFormatError, message }, JSON.stringify(patch));
 });
 
 test('every truncation of a task is a MessageFormatError', (t) => {
@@ -146,7 +164,11 @@ test('mis-shaped tasks are refused with the field named', (t) => {
   }
   t.throws(() => decodeTask(raw.pack([1, 2, 3])), { instanceOf: MessageFormatError, message: /expected a map/ });
   t.throws(() => decodeTask(Buffer.from('GET / HTTP/1.1\r\n')), { instanceOf: MessageFormatError });
-  t.throws(() => decodeReply(raw.pack({ v: 1, ok: true, result: { id: 1, measure: 'mfa' } })), { instanceOf: MessageFormatError, message: /result\.nodes/ });
+  t.throws(() => decodeReply(raw.pack({ v: 1, ok: true, result: { id: 1, measure: 'mfa' } })), { instanceOf: MessageFormatError, message: /result\.backend/ });
+  const good = raw.unpack(encodeReply({ ok: true, result: { id: 1, measure: 'nfd', backend: 'f64', values: Float64Array.of(1), nodes: 1, edges: 1, skippedNonFinite: 0, bytesRead: 0, seconds: 0 } }));
+  for (const backend of ['cuda', '', undefined, 1]) {
+    t.throws(() => decodeReply(raw.pack({ ...good, result: { ...good.result, backend } })), { instanceOf: MessageFormatError, message: /^result\.backend: expected f64 \| webgpu \| gl \| webasm \| cpu/ }, String(backend));
+  }
   t.throws(() => decodeReply(raw.pack({ v: 1, ok: false, error: { name: 'X' } })), { instanceOf: MessageFormatError, message: /error\.code/ });
 });
 

@@ -129,6 +129,23 @@ test('a backend whose runner cannot start is unavailable, and auto falls through
   ]);
 });
 
+test('auto passes over a software rasteriser (a CPU posing as a GPU); by name it still runs', async (t) => {
+  const createRunner = async (mode: GpujsMode): Promise<KernelRunner> => {
+    if (mode === 'webgpu') throw new Error('no webgpu device (injected)');
+    const real = await createGpujsRunner('cpu');
+    return { mode, device: 'headless-gl: llvmpipe (LLVM 15.0.6, 256 bits)', blockSums: (p, c) => real.blockSums(p, c), close: () => real.close() };
+  };
+  const b = await pickBackend('auto', { createRunner });
+  t.is(b.name, 'f64');
+  t.deepEqual(b.passedOver, [
+    { name: 'webgpu', available: false, reason: 'no webgpu device (injected)' },
+    { name: 'gl', available: true, device: 'headless-gl: llvmpipe (LLVM 15.0.6, 256 bits)', reason: 'a software rasteriser (headless-gl: llvmpipe (LLVM 15.0.6, 256 bits)), slower than f64 on the same CPU' },
+  ]);
+  const gl = await pickBackend('gl', { createRunner });
+  t.is(gl.name, 'gl');
+  await gl.close();
+});
+
 test('a backend whose compiler drops the compensation fails its self-test', async (t) => {
   // A runner that sums each block naively in float32, as a reassociating compiler would.
   const naive = async (mode: GpujsMode): Promise<KernelRunner> => ({
@@ -166,6 +183,7 @@ test('a backend that fails mid-run falls back to f64 for that shard, says why, a
   t.deepEqual(second.sums, partitionSums(boxes[1], q, 10).sums, 'the fallback is the f64 path itself');
   const third = await gpu.partitionSums(boxes[2], q, 10);
   t.is(third.backend, 'f64');
+  t.is(third.fallbackKind, 'off');
   t.is(third.fallbackReason, 'webgpu is off after a failure: device lost (injected)');
   t.is(runner.calls, 2, 'a failed device is not tried again');
   t.is(gpu.failedReason, 'device lost (injected)');

@@ -46,7 +46,7 @@ function shards(weights: Float64Array, offsets: Uint32Array, stride: number, p: 
 }
 
 function asResult(p: PartitionPartial, id: number): MfaShardResult {
-  return { id, measure: 'mfa', selected: p.selected, present: p.present, sums: p.sums, nodes: 0, edges: 0, skippedNonFinite: 0, bytesRead: 0, seconds: 0 };
+  return { id, measure: 'mfa', backend: 'f64', selected: p.selected, present: p.present, sums: p.sums, nodes: 0, edges: 0, skippedNonFinite: 0, bytesRead: 0, seconds: 0 };
 }
 
 function maxRelative(a: Float64Array, b: Float64Array): number {

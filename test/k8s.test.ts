@@ -69,6 +69,10 @@ for (const overlay of ['cpu', 'gpu', 'nats']) {
       t.is(c.resources.limits['nvidia.com/gpu'], '1');
       t.truthy(pod.nodeSelector);
       t.true(pod.tolerations.some((x: any) => x.key === 'nvidia.com/gpu'));
+      t.is(flags.get('--backend'), 'webgpu', 'GPU workers compute partition sums on WebGPU');
+      t.true(c.env.some((e: any) => e.name === 'NVIDIA_DRIVER_CAPABILITIES' && e.value.split(',').includes('graphics')), 'Dawn needs the Vulkan ICD, mounted only with graphics');
+    } else {
+      t.is(flags.get('--backend'), undefined, 'CPU workers keep the default (auto)');
     }
     if (overlay === 'nats') {
       t.is(flags.get('--nats'), 'nats://nats:4222');

@@ -1,7 +1,7 @@
-import type { ShardResult, ShardTask } from '../proto/shard.js';
+import type { BackendFallback, ShardResult, ShardTask } from '../proto/shard.js';
+import { F64, type PartitionBackend } from './gpu/backends.js';
 import { boxMassFromCodeHistogram, boxMassFromGroups, type BoxMass } from './kernel/box-mass.js';
 import { nodeFractalDimensions } from './kernel/nfd.js';
-import { partitionSums } from './kernel/partition-sums.js';
 import { matrixHistogram } from './matrix-histogram.js';
 import type { ByteSource } from './io/byte-source.js';
 import { openSource } from './io/open-source.js';
@@ -9,6 +9,10 @@ import { openSource } from './io/open-source.js';
 export interface ExecuteOptions {
   /** How a matrix shard opens a weight file; workers use it to confine paths. */
   open?: (file: string) => Promise<ByteSource>;
+  /** Where mfa shards compute their partition sums (worker/gpu pickBackend). @default F64, the float64 kernel */
+  partitionBackend?: PartitionBackend;
+  /** Told when the backend failed on this shard and it was computed on f64 instead. */
+  onFallback?: (fallback: BackendFallback) => void;
 }
 
 /**
@@ -32,6 +36,7 @@ export async function executeShard(task: ShardTask, options: ExecuteOptions = {}
     return {
       id: task.id,
       measure: 'nfd',
+      backend: 'f64',
       values,
       nodes: values.length,
       edges,
@@ -50,10 +55,14 @@ export async function executeShard(task: ShardTask, options: ExecuteOptions = {}
     bytesRead = read;
     box = boxMassFromCodeHistogram(hist, input.colEnd - input.colStart, task.params);
   }
-  const partial = partitionSums(box, Float64Array.from(task.params.q), task.params.minNeighbors);
+  const backend = options.partitionBackend ?? F64;
+  const partial = await backend.partitionSums(box, Float64Array.from(task.params.q), task.params.minNeighbors);
+  // Only the shard where the device broke is news; later ones ('off') are counted by `backend`.
+  if (partial.fallbackKind === 'failed') options.onFallback?.({ shard: task.id, backend: backend.name, reason: partial.fallbackReason! });
   return {
     id: task.id,
     measure: 'mfa',
+    backend: partial.backend,
     selected: partial.selected,
     present: partial.present,
     sums: partial.sums,

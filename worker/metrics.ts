@@ -38,6 +38,11 @@ export class WorkerMetrics {
     this.declare('neuromfa_worker_shards_in_flight', 'gauge', 'Shards being computed now.');
     this.declare('neuromfa_worker_threads', 'gauge', 'Threads of the shard pool.');
     this.declare('neuromfa_worker_ready', 'gauge', '1 once the thread pool has passed its self-test, 0 while starting or stopping.');
+    // The other series' `backend` label is where shards run (the thread pool); these name the
+    // partition-sum backend (f64 or a gpu.js mode).
+    this.declare('neuromfa_worker_backend_info', 'gauge', 'The partition-sum backend (--backend, auto resolved) and its device; always 1.');
+    this.declare('neuromfa_worker_backend_shards_total', 'counter', 'Shards computed, by the partition-sum backend that ran (a GPU fallback counts as f64).');
+    this.declare('neuromfa_worker_backend_fallbacks_total', 'counter', 'Shards on which the GPU backend failed and f64 computed the shard instead.');
   }
 
   inc(name: string, labels: Labels = {}, by = 1): void {

@@ -10,11 +10,12 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { InputError, MessageFormatError, toWireError } from '../proto/errors.js';
 import { decodeTask, encodeReply } from '../proto/codec.js';
-import type { WorkerDescription } from '../proto/describe.js';
-import type { MatrixPart, ShardReply, ShardTask } from '../proto/shard.js';
+import type { BackendAvailability, WorkerDescription } from '../proto/describe.js';
+import type { BackendFallback, KernelBackend, MatrixPart, ShardReply, ShardTask } from '../proto/shard.js';
 import { PiscinaBackend } from './backends/piscina.js';
 import type { ShardBackend } from './backends/shard-backend.js';
 import { executeShard } from './execute-shard.js';
+import { F64 } from './gpu/backends.js';
 import { silentLogger, type Logger } from './log.js';
 import { matrixBlocks } from './matrix-histogram.js';
 import { WorkerMetrics } from './metrics.js';
@@ -31,6 +32,32 @@ export interface ServeOptions {
   log?: Logger;
   /** Where shards run; a PiscinaBackend of `threads` unless given (tests inject one). */
   backend?: ShardBackend;
+  /**
+   * The partition-sum backend the pool's threads open, already resolved (startWorker does it
+   * with worker/gpu resolveBackend), and every backend's availability, for describe.
+   * @default f64, with only f64 listed
+   */
+  partitionBackend?: { name: KernelBackend; device: string; backends: BackendAvailability[] };
+}
+
+/** package.json's version; this file runs as dist/worker/serve.js. */
+export const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
+
+const F64_ONLY = { name: 'f64', device: F64.device, backends: [{ name: 'f64', available: true, detail: F64.device }] } as const;
+
+/** What a worker with these settings is: Describe's answer, and `neuromfa worker --describe`. */
+export function describeWorker(o: Pick<ServeOptions, 'threads' | 'modelRoot' | 'maxMessageBytes' | 'partitionBackend'>, transports: string[]): WorkerDescription {
+  const kernel = o.partitionBackend ?? F64_ONLY;
+  return {
+    version: VERSION,
+    threads: o.threads,
+    backend: kernel.name,
+    backends: kernel.backends.map((b) => ({ ...b })),
+    transports,
+    readsFiles: o.modelRoot !== undefined,
+    maxMessageBytes: o.maxMessageBytes,
+    host: hostname(),
+  };
 }
 
 export interface HandleOptions {
@@ -38,9 +65,6 @@ export interface HandleOptions {
   transport: string;
   signal?: AbortSignal;
 }
-
-/** package.json's version; this file runs as dist/worker/serve.js. */
-const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
 export class ShardService {
   readonly metrics: WorkerMetrics;
@@ -63,7 +87,9 @@ export class ShardService {
     this.log = o.log ?? silentLogger;
     this.metrics.set('neuromfa_worker_threads', o.threads);
     this.metrics.set('neuromfa_worker_ready', 0);
-    this.backend = o.backend ?? new PiscinaBackend(o.threads);
+    const kernel = o.partitionBackend ?? F64_ONLY;
+    this.metrics.set('neuromfa_worker_backend_info', 1, { backend: kernel.name, device: kernel.device });
+    this.backend = o.backend ?? new PiscinaBackend(o.threads, { partitionBackend: kernel.name, onFallback: (f) => this.fallback(f) });
     this.started = this.start();
     // Observed here so an early failure is not an unhandled rejection; whenReady() rethrows it.
     this.started.catch(() => {});
@@ -101,16 +127,7 @@ export class ShardService {
   }
 
   describe(transports: string[]): WorkerDescription {
-    return {
-      version: VERSION,
-      threads: this.o.threads,
-      backend: this.backend.name,
-      backends: ['threads', 'in-process'],
-      transports,
-      readsFiles: this.o.modelRoot !== undefined,
-      maxMessageBytes: this.o.maxMessageBytes,
-      host: hostname(),
-    };
+    return describeWorker(this.o, transports);
   }
 
   /** Decodes, runs and encodes one shard; never throws: every failure is an error reply. */
@@ -140,10 +157,11 @@ export class ShardService {
       await this.started;
       const result = await this.backend.run(await this.confined(task), { signal: options.signal });
       this.metrics.inc('neuromfa_worker_shards_total', { ...labels, measure: task.measure, outcome: 'ok' });
+      this.metrics.inc('neuromfa_worker_backend_shards_total', { backend: result.backend });
       this.metrics.observe('neuromfa_worker_shard_seconds', result.seconds, labels);
       this.metrics.inc('neuromfa_worker_edges_total', labels, result.edges);
       this.metrics.inc('neuromfa_worker_bytes_read_total', labels, result.bytesRead);
-      this.log.info('shard done', { transport: options.transport, id: task.id, measure: task.measure, seconds: result.seconds, edges: result.edges, bytesRead: result.bytesRead });
+      this.log.info('shard done', { transport: options.transport, id: task.id, measure: task.measure, backend: result.backend, seconds: result.seconds, edges: result.edges, bytesRead: result.bytesRead });
       return { ok: true, result };
     } catch (err) {
       const error = toWireError(err);
@@ -167,6 +185,12 @@ export class ShardService {
     this.ready = false;
     this.metrics.set('neuromfa_worker_ready', 0);
     await this.backend.close();
+  }
+
+  /** A GPU that failed mid-shard: that shard (and the thread's later ones) ran on f64. */
+  private fallback(f: BackendFallback): void {
+    this.metrics.inc('neuromfa_worker_backend_fallbacks_total', { backend: f.backend });
+    this.log.warn('backend failed, shard computed on f64', { id: f.shard, backend: f.backend, reason: f.reason });
   }
 
   private labels(transport: string) {

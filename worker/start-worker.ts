@@ -6,9 +6,10 @@
  */
 import type { NatsConnection } from 'nats';
 import type { ShardBackend } from './backends/shard-backend.js';
+import { probeBackends, resolveBackend, type BackendName } from './gpu/backends.js';
 import { silentLogger, type Logger } from './log.js';
 import { WorkerMetrics } from './metrics.js';
-import { ShardService } from './serve.js';
+import { ShardService, type ServeOptions } from './serve.js';
 import { startGrpcServer, type GrpcServerTls, type GrpcTransport } from './transport/grpc-server.js';
 import { natsConnect, type NatsConnectOptions } from './transport/nats-connect.js';
 import { DEFAULT_SUBJECT, startNatsWorker, type NatsTransport } from './transport/nats-worker.js';
@@ -26,6 +27,25 @@ export interface WorkerOptions {
   log?: Logger;
   /** Where shards run; a thread pool of `threads` unless given. */
   backend?: ShardBackend;
+  /** Where the pool computes partition sums (`--backend`). @default f64 */
+  partitionBackend?: 'auto' | BackendName;
+}
+
+/**
+ * `--backend` settled before anything starts: the backend the pool's threads will open (auto
+ * resolved) and every backend's availability, for describe. A named backend that cannot run
+ * here is a BackendUnavailableError, so a worker never starts on a backend it does not have.
+ */
+export async function settlePartitionBackend(request: 'auto' | BackendName): Promise<NonNullable<ServeOptions['partitionBackend']> & { passedOver: string[] }> {
+  // Probed first: auto then reuses the probes instead of opening every device again.
+  const statuses = await probeBackends();
+  const chosen = await resolveBackend(request);
+  return {
+    name: chosen.name,
+    device: chosen.device,
+    backends: statuses.map((s) => ({ name: s.name, available: s.available, detail: (s.available ? s.device : s.reason) ?? '' })),
+    passedOver: chosen.passedOver.map((s) => `${s.name}: ${s.reason}`),
+  };
 }
 
 export interface RunningWorker {
@@ -45,7 +65,9 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     for (const close of closers.reverse()) await close();
   };
   try {
-    const service = new ShardService({ threads: o.threads, modelRoot: o.modelRoot, maxMessageBytes: o.maxMessageBytes, metrics, log, backend: o.backend });
+    const partitionBackend = await settlePartitionBackend(o.partitionBackend ?? 'f64');
+    log.info('partition backend', { backend: partitionBackend.name, device: partitionBackend.device, requested: o.partitionBackend ?? 'f64', passedOver: partitionBackend.passedOver });
+    const service = new ShardService({ threads: o.threads, modelRoot: o.modelRoot, maxMessageBytes: o.maxMessageBytes, metrics, log, backend: o.backend, partitionBackend });
     closers.push(() => service.close());
     let metricsPort: number | undefined;
     if (o.metrics) {
@@ -70,7 +92,7 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       nats = await startNatsWorker(service, nc, { subject: o.nats.subject, maxMessageBytes: o.maxMessageBytes, heartbeatMs: o.nats.heartbeatMs, transports });
       log.info('nats subscribed', { servers: o.nats.servers, subject: o.nats.subject ?? DEFAULT_SUBJECT, maxPayload: nc.info?.max_payload });
     }
-    log.info('ready', { threads: o.threads, transports, grpcPort: grpc?.port, metricsPort, modelRoot: o.modelRoot ?? null });
+    log.info('ready', { threads: o.threads, backend: partitionBackend.name, transports, grpcPort: grpc?.port, metricsPort, modelRoot: o.modelRoot ?? null });
     let stopping: Promise<void> | undefined;
     return {
       service,

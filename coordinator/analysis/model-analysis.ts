@@ -14,6 +14,7 @@ import { RunJournal, runFingerprint } from '../run/journal.js';
 import { runShards, type RunListener } from '../run/run-shards.js';
 import { statsOf } from './edge-analysis.js';
 import { mergePartials } from './merge.js';
+import { sampleDigest, type RawRows } from './sampled-digest.js';
 import { spectrumFromSums, type Spectrum } from './spectrum.js';
 
 export interface AnalyzeOptions {
@@ -31,6 +32,8 @@ export interface AnalyzeOptions {
 
 export interface SampleResult extends Spectrum {
   sample: number | 'full';
+  /** Sampled mode: sha256 of the weight rows this sample read (sampleDigest). */
+  bytesSha256?: string;
 }
 
 export interface AnalyzeReport {
@@ -44,8 +47,11 @@ export interface AnalyzeReport {
   mean: { alpha0: number; width: number };
   /** Population standard deviation (NumPy's np.std) over samples. */
   std: { alpha0: number; width: number };
-  stats: { edges: number; bytesRead: number; fileBytes: number; seconds: number; skippedNonFinite: number; shards: number; resumedShards: number };
+  stats: { edges: number; bytesRead: number; fileBytes: number; seconds: number; skippedNonFinite: number; shards: number; resumedShards: number; requests: number; backends: Record<string, number> };
   notes: string[];
+  /** Hub checkpoints: the commit read, and the sha256 of each weight file by name. */
+  commit?: string;
+  sha256?: Record<string, string>;
 }
 
 const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
@@ -61,7 +67,7 @@ export function summarise(samples: ReadonlyArray<{ alpha0: number; width: number
 }
 
 /** Reads every stored row the samples touch, each once; elements are decoded on demand. */
-async function readSampledRows(ckpt: Checkpoint, layout: Layout, plans: SamplePlan[]): Promise<RowLookup> {
+async function readSampledRows(ckpt: Checkpoint, layout: Layout, plans: SamplePlan[], raws?: RawRows): Promise<RowLookup> {
   const wanted = new Map<string, Set<number>>();
   for (const plan of plans) neededRows(layout, plan, wanted);
   const rows = new Map<string, Map<number, (col: number) => number>>();
@@ -70,6 +76,7 @@ async function readSampledRows(ckpt: Checkpoint, layout: Layout, plans: SamplePl
       const info = ckpt.tensors.get(tensor)!;
       const dtype = requireFloatTensor(info);
       const raw = await readRowList(info, Array.from(set));
+      raws?.set(tensor, raw);
       const decoded = new Map<number, (col: number) => number>();
       for (const [r, bytes] of raw) decoded.set(r, elementReader(dtype, bytes));
       rows.set(tensor, decoded);
@@ -119,11 +126,13 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
     let journal: RunJournal | undefined;
     const perSample: Array<{ sample: number | 'full'; results: MfaShardResult[] }> = [];
     let bytesRead = 0;
+    const digests = new Map<number | 'full', string>();
     if (opts.samples === 'full') {
       const tasks = matrixTasks(layout.matrices, ckpt, opts.params, opts.shardBytes);
       const edges = layout.matrices.reduce((a, m) => a + m.inputs * m.outputs, 0);
       listener?.({ type: 'planned', shards: tasks.length, edges });
       journal = await openJournal(path, ckpt, opts, tasks);
+      await ckpt.warm?.(layout.matrices.flatMap((m) => m.parts.map((p) => p.tensor)));
       const results = (await runShards(tasks, backend, listener, journal)) as MfaShardResult[];
       for (const r of results) bytesRead += r.bytesRead;
       perSample.push({ sample: 'full', results });
@@ -131,7 +140,9 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
     } else {
       checkLayerSample(layout, opts.layerSample);
       const plans = opts.samples.map((s) => drawPlan(layout, s));
-      const rowOf = await readSampledRows(ckpt, layout, plans);
+      const raws: RawRows = new Map();
+      const rowOf = await readSampledRows(ckpt, layout, plans, raws);
+      plans.forEach((plan) => digests.set(plan.sample, sampleDigest(layout, plan, raws)));
       const groups = plans.map((plan) => groupBySource(edgesFromRows(sampledEdges(layout, plan, rowOf))));
       const tasksPer = groups.map((g, k) => groupTasks(g, groupRanges(g, opts.shardsPerSample), 'mfa', opts.params, k * opts.shardsPerSample));
       listener?.({ type: 'planned', shards: tasksPer.reduce((a, t) => a + t.length, 0), edges: groups.reduce((a, g) => a + g.offsets[g.nodes.length], 0) });
@@ -147,6 +158,7 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
     const samples: SampleResult[] = perSample.map(({ sample, results }) => ({
       sample,
       ...spectrumFromSums(mergePartials(results, opts.params.q.length), opts.params),
+      ...(digests.has(sample) ? { bytesSha256: digests.get(sample) } : {}),
     }));
     const run = statsOf(perSample.flatMap((p) => p.results));
     return {
@@ -166,8 +178,13 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
         skippedNonFinite: run.skippedNonFinite,
         shards: run.shards,
         resumedShards: journal?.resumed ?? 0,
+        // HTTP requests of a hub checkpoint (headers, rows, --full's cache warming); 0 for a local one.
+        requests: ckpt.stats?.requests ?? 0,
+        // Shards per partition-sum backend that computed them; a GPU fallback counts as f64.
+        backends: perSample.flatMap((p) => p.results).reduce<Record<string, number>>((n, r) => ((n[r.backend] = (n[r.backend] ?? 0) + 1), n), {}),
       },
       notes,
+      ...(ckpt.commit ? { commit: ckpt.commit, sha256: ckpt.sha256 } : {}),
     };
   } finally {
     await ckpt.close();

@@ -1,5 +1,8 @@
 import { availableParallelism } from 'node:os';
+import { UsageError } from '../../proto/errors.js';
+import type { BackendFallback } from '../../proto/shard.js';
 import { PiscinaBackend } from '../../worker/backends/piscina.js';
+import { parseBackend, resolveBackend } from '../../worker/gpu/backends.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
 import { parseInteger } from './flags.js';
 import { progressBar } from './progress.js';
@@ -25,7 +28,8 @@ export function threadsFrom(raw: string | undefined): number {
 
 /**
  * Runs `work` with a backend — remote workers when the flags name them, else a local thread
- * pool — and a progress bar, closing both whatever happens.
+ * pool computing partition sums on `flags.backend` (default f64) — and a progress bar,
+ * closing both whatever happens.
  */
 export async function withBackend<T>(
   ctx: CliContext,
@@ -35,8 +39,13 @@ export async function withBackend<T>(
   flags: Record<string, string | boolean | undefined> = {},
 ): Promise<T> {
   let listener: RunListener = () => {};
+  const remoteFlags = Boolean(flags.workers || flags.nats);
+  if (remoteFlags && flags.backend !== undefined) throw new UsageError('--backend picks where this machine computes; with --workers or --nats each worker uses its own --backend');
+  // Settled before any work: a backend that cannot run here is one line and exit 2, not a failed shard.
+  const partitionBackend = remoteFlags ? undefined : (await resolveBackend(parseBackend((flags.backend as string | undefined) ?? 'f64'))).name;
   const remote = await remoteBackend(flags, (e) => listener(e));
-  const backend = remote ?? new PiscinaBackend(threads);
+  const onFallback = (f: BackendFallback) => ctx.err(`neuromfa: ${f.backend} failed on shard ${f.shard}, which was computed on f64 instead: ${f.reason}\n`);
+  const backend = remote ?? new PiscinaBackend(threads, { partitionBackend, onFallback });
   const progress = progressBar(ctx.interactive, label, remote ? (remote as { liveWorkers?: number }).liveWorkers : undefined, ctx.err);
   listener = progress.listener;
   try {

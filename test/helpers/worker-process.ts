@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { cliPath, repoRoot } from './shared.js';
 
 /**
- * A real `node bin/neuromfa.js worker ...` process. Resolves once it logs `ready`, with the
+ * A real `node bin/neuromfa.js worker ...` process (on `--backend f64` unless told otherwise). Resolves once it logs `ready`, with the
  * ports it bound (pass `--grpc 127.0.0.1:0` / `--metrics-port 0` for free ones) and every
  * JSON log line so far; `stop()` sends SIGTERM and waits for the exit, `kill()` SIGKILLs.
  * Needs `tsc` to have run (the entry point imports dist/).
@@ -23,7 +23,10 @@ export interface WorkerProcess {
 }
 
 export function startWorkerProcess(args: string[], o: { env?: NodeJS.ProcessEnv; readyTimeoutMs?: number } = {}): Promise<WorkerProcess> {
-  const proc = spawn(process.execPath, [cliPath, 'worker', ...args], { cwd: repoRoot, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The worker's own default is auto, which on a machine with a working GPU computes in
+  // float32; the tests compare workers with the embedded f64 run bit for bit.
+  const backend = args.includes('--backend') || args.some((a) => a.startsWith('--backend=')) ? [] : ['--backend', 'f64'];
+  const proc = spawn(process.execPath, [cliPath, 'worker', ...args, ...backend], { cwd: repoRoot, env: { ...process.env, ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   let err = '';
   let pending = '';

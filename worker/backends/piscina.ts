@@ -1,8 +1,18 @@
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { fromWireError, UsageError } from '../../proto/errors.js';
-import type { ShardReply, ShardResult, ShardTask } from '../../proto/shard.js';
+import type { BackendFallback, KernelBackend, ShardResult, ShardTask, ThreadData, ThreadReply } from '../../proto/shard.js';
 import type { ShardBackend } from './shard-backend.js';
+
+export interface PoolOptions {
+  /**
+   * The partition-sum backend every thread opens, by name: resolve `--backend` (auto, and
+   * whether it runs here) in the main thread first, with worker/gpu resolveBackend. @default f64
+   */
+  partitionBackend?: KernelBackend;
+  /** Told, in the main thread, when a thread's backend failed on a shard that then ran on f64. */
+  onFallback?: (fallback: BackendFallback) => void;
+}
 
 /** Shards on a piscina thread pool; the thread body is worker/pool/thread-entry.ts. */
 export class PiscinaBackend implements ShardBackend {
@@ -10,7 +20,10 @@ export class PiscinaBackend implements ShardBackend {
   readonly concurrency: number;
   private readonly pool: Piscina;
 
-  constructor(threads: number = availableParallelism()) {
+  constructor(
+    threads: number = availableParallelism(),
+    private readonly o: PoolOptions = {},
+  ) {
     if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads must be a positive integer, got ${threads}`);
     this.concurrency = threads;
     this.pool = new Piscina({
@@ -20,12 +33,14 @@ export class PiscinaBackend implements ShardBackend {
       // Shards are CPU-bound: one per thread, the rest wait in piscina's queue.
       concurrentTasksPerWorker: 1,
       idleTimeout: 1000,
+      workerData: { partitionBackend: o.partitionBackend ?? 'f64' } satisfies ThreadData,
     });
   }
 
   async run(task: ShardTask, options: { signal?: AbortSignal } = {}): Promise<ShardResult> {
-    const reply = (await this.pool.run(task, { signal: options.signal })) as ShardReply;
+    const reply = (await this.pool.run(task, { signal: options.signal })) as ThreadReply;
     if (!reply.ok) throw fromWireError(reply.error);
+    if (reply.fallback) this.o.onFallback?.(reply.fallback);
     return reply.result;
   }
 

@@ -1,4 +1,5 @@
 import { UsageError } from '../../proto/errors.js';
+import { KERNEL_BACKENDS, type KernelBackend } from '../../proto/shard.js';
 import type { BoxMass } from '../kernel/box-mass.js';
 import { partitionSums } from '../kernel/partition-sums.js';
 import { BackendUnavailableError, reasonOf } from './errors.js';
@@ -6,9 +7,9 @@ import { createGpujsRunner, type GpujsMode, type KernelRunner, type RunnerOption
 import { GpuPartitionSums, type BackendPartial, type GpuPartitionOptions } from './partition-sums-gpu.js';
 import { selfTest } from './self-test.js';
 
-/** `--backend` values: the float64 CPU kernel and the gpu.js modes. */
-export type BackendName = 'f64' | GpujsMode;
-export const BACKEND_NAMES: readonly BackendName[] = ['f64', 'webgpu', 'gl', 'webasm', 'cpu'];
+/** `--backend` values: the float64 CPU kernel and the gpu.js modes (declared in proto: results carry them). */
+export type BackendName = KernelBackend;
+export const BACKEND_NAMES: readonly BackendName[] = KERNEL_BACKENDS;
 
 /**
  * What `auto` tries, best first: the GPU modes, then f64. webasm and gpu.js's cpu mode run
@@ -33,7 +34,7 @@ export interface PartitionBackend {
 export interface BackendStatus {
   name: BackendName;
   available: boolean;
-  /** Why not, when unavailable: the probe's own error. */
+  /** Why not, when unavailable: the probe's own error; for `auto`, also why an available one was passed over. */
   reason?: string;
   device?: string;
 }
@@ -58,6 +59,9 @@ class F64Backend implements PartitionBackend {
   }
   async close(): Promise<void> {}
 }
+
+/** The float64 kernel: the default of every shard, and what a GPU falls back to. */
+export const F64: PartitionBackend = new F64Backend();
 
 class GpuBackend implements PartitionBackend {
   private readonly sums: GpuPartitionSums;
@@ -132,9 +136,18 @@ export async function available(options: BackendOptions = {}): Promise<BackendNa
 }
 
 /**
+ * A CPU posing as a GPU: Mesa's llvmpipe/lavapipe and softpipe, Google's SwiftShader. They run
+ * the float32 kernel slower than f64 runs the float64 one, so `auto` passes them over (by
+ * name they still run).
+ */
+const SOFTWARE_DEVICE = /llvmpipe|lavapipe|softpipe|swiftshader/i;
+const softwareReason = (device: string) => `a software rasteriser (${device}), slower than f64 on the same CPU`;
+
+/**
  * The backend for `--backend`: a name gives that backend or a BackendUnavailableError saying
- * why it cannot run; `auto` gives the first of AUTO_PRIORITY that opens and passes its
- * self-test, reporting the ones it passed over. f64 always opens, so `auto` never fails.
+ * why it cannot run; `auto` gives the first of AUTO_PRIORITY that opens, passes its
+ * self-test and is not a software rasteriser, reporting the ones it passed over. f64 always
+ * opens, so `auto` never fails.
  */
 export async function pickBackend(request: 'auto' | BackendName, options: BackendOptions = {}): Promise<PartitionBackend> {
   if (request !== 'auto') {
@@ -152,8 +165,15 @@ export async function pickBackend(request: 'auto' | BackendName, options: Backen
       passedOver.push(known);
       continue;
     }
+    if (known?.device && SOFTWARE_DEVICE.test(known.device)) {
+      passedOver.push({ ...known, reason: softwareReason(known.device) });
+      continue;
+    }
     try {
-      return await open(name, options, passedOver.slice());
+      const backend = await open(name, options, passedOver.slice());
+      if (!SOFTWARE_DEVICE.test(backend.device)) return backend;
+      passedOver.push({ name, available: true, device: backend.device, reason: softwareReason(backend.device) });
+      await backend.close();
     } catch (err) {
       const status: BackendStatus = { name, available: false, reason: reasonOf(err) };
       if (!options.createRunner) probes.set(name, Promise.resolve(status));
@@ -161,4 +181,16 @@ export async function pickBackend(request: 'auto' | BackendName, options: Backen
     }
   }
   return new F64Backend(passedOver);
+}
+
+/**
+ * `--backend` settled once, in the main thread, before any work: the backend every pool
+ * thread then opens by name (auto resolved to what it picks, so all threads agree), with its
+ * device. Throws BackendUnavailableError for a name that cannot run here.
+ */
+export async function resolveBackend(request: 'auto' | BackendName, options: BackendOptions = {}): Promise<Pick<PartitionBackend, 'name' | 'device' | 'passedOver'>> {
+  const backend = await pickBackend(request, options);
+  const resolved = { name: backend.name, device: backend.device, passedOver: backend.passedOver };
+  await backend.close();
+  return resolved;
 }

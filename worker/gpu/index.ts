@@ -1,5 +1,5 @@
 /** The GPU partition-sum stage: float32 gpu.js kernels behind a backend registry. */
-export { AUTO_PRIORITY, BACKEND_NAMES, available, parseBackend, pickBackend, probeBackend, probeBackends } from './backends.js';
+export { AUTO_PRIORITY, BACKEND_NAMES, F64, available, parseBackend, pickBackend, probeBackend, probeBackends, resolveBackend } from './backends.js';
 export type { BackendName, BackendOptions, BackendStatus, PartitionBackend } from './backends.js';
 export { BackendUnavailableError } from './errors.js';
 export { GpuPartitionSums, planShard } from './partition-sums-gpu.js';

@@ -13,8 +13,10 @@ export type FallbackKind =
   | 'cpu-forward'
   /** Outside what float32 or the kernel's index range can hold exactly. */
   | 'unsupported'
-  /** The backend threw or degraded; it stays off for the rest of its life. */
-  | 'failed';
+  /** The backend threw or degraded on this shard; it stays off for the rest of its life. */
+  | 'failed'
+  /** The backend failed on an earlier shard (reported then) and is off. */
+  | 'off';
 
 /** A shard's partial sums (the f64 path's layout exactly) and who computed them. */
 export interface BackendPartial extends PartitionPartial {
@@ -152,7 +154,7 @@ export class GpuPartitionSums {
     const layout = shardLayout(box, minNeighbors);
     const plan = planShard(layout, q, this.options);
     if (!plan.run) return this.f64(box, q, minNeighbors, plan.kind, plan.reason);
-    if (this.failure) return this.f64(box, q, minNeighbors, 'failed', `${this.runner.mode} is off after a failure: ${this.failure}`);
+    if (this.failure) return this.f64(box, q, minNeighbors, 'off', `${this.runner.mode} is off after a failure: ${this.failure}`);
     try {
       const partial = await partitionSumsOnRunner(this.runner, this.program, box, q, layout, plan);
       return { ...partial, backend: this.runner.mode };

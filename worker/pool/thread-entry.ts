@@ -1,11 +1,23 @@
+import { workerData } from 'piscina';
 import { toWireError } from '../../proto/errors.js';
-import type { ShardReply, ShardTask } from '../../proto/shard.js';
+import type { BackendFallback, ShardTask, ThreadData, ThreadReply } from '../../proto/shard.js';
 import { executeShard } from '../execute-shard.js';
+import { pickBackend, type PartitionBackend } from '../gpu/backends.js';
+
+const settings = workerData as ThreadData;
+/**
+ * The thread's partition-sum backend, opened on its first shard and kept: a GPU context or a
+ * compiled kernel is worth reusing, and a device that failed stays off for this thread.
+ */
+let backend: Promise<PartitionBackend> | undefined;
 
 /** Piscina thread body: errors come back as data so their class survives the thread hop. */
-export default async function run(task: ShardTask): Promise<ShardReply> {
+export default async function run(task: ShardTask): Promise<ThreadReply> {
+  let fallback: BackendFallback | undefined;
   try {
-    return { ok: true, result: await executeShard(task) };
+    backend ??= pickBackend(settings.partitionBackend);
+    const result = await executeShard(task, { partitionBackend: await backend, onFallback: (f) => (fallback = f) });
+    return fallback ? { ok: true, result, fallback } : { ok: true, result };
   } catch (err) {
     return { ok: false, error: toWireError(err) };
   }

@@ -18,6 +18,21 @@ export function addModelFlags(cmd: Command): void {
   cmd.option('--shard-mb <n>', 'full NIN: at most this many MB of weights per shard', '32');
 }
 
+/**
+ * `--backend` of the embedded pool (mfa, analyze); withBackend resolves it. Its default is
+ * f64 on both: their numbers are the reference's to 1e-9, which float32 kernels do not keep.
+ */
+export function addBackendFlag(cmd: Command, remote: boolean): void {
+  cmd.option(
+    '--backend <name>',
+    'where partition sums run: f64 (float64 CPU: the reference, to 1e-9), auto (the first of webgpu, gl that works here, else f64), ' +
+      'or a gpu.js mode in float32 (partition sums within 3e-7 relative of f64, tau within 1e-6 on every conformance case): webgpu (Dawn over Vulkan), gl (headless WebGL), webasm (WebAssembly), cpu (gpu.js in JavaScript, for tests). ' +
+      'A backend that cannot run here is an error before any work (exit 2); a GPU that fails mid-shard falls back to f64 for that shard' +
+      (remote ? '; with --workers or --nats each worker uses its own --backend' : '') +
+      ' (default: f64)',
+  );
+}
+
 export function analyzeOptions(o: Record<string, string | boolean | undefined>, threads: number): AnalyzeOptions {
   const full = Boolean(o.full);
   if (full && o.samples !== undefined) throw new UsageError('--samples and --full exclude each other');
@@ -38,6 +53,7 @@ export const analyzeCommand = {
   configure(cmd: Command) {
     cmd.argument('<model>', 'checkpoint directory (config.json + safetensors) or a .safetensors file');
     addModelFlags(cmd);
+    addBackendFlag(cmd, true);
     addClusterFlags(cmd);
     cmd.option('--out <dir>', 'write report.json, spectrum.svg and tau.svg here; finished shards are kept in DIR/shards as they arrive');
     cmd.option('--resume <dir>', 'continue a killed run whose --out was DIR, without recomputing its finished shards');

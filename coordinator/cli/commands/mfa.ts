@@ -4,6 +4,7 @@ import { groupBySource } from '../../plan/edge-groups.js';
 import { json, threadsFrom, withBackend, type CliContext } from '../context.js';
 import { mfaParams, parseInteger } from '../flags.js';
 import { readEdges } from '../read-edges.js';
+import { addBackendFlag } from './analyze.js';
 import { addAnalysisFlags, addRunFlags, type CommandSpec } from './common.js';
 import { formatSpectrum } from '../format.js';
 
@@ -13,6 +14,7 @@ export const mfaCommand = {
   configure(cmd: Command) {
     cmd.argument('<edges>', 'edge list: .npy float64 array of shape (E, 3) rows [src, dst, w], or .csv src,dst,weight');
     addAnalysisFlags(cmd);
+    addBackendFlag(cmd, false);
     addRunFlags(cmd);
   },
   async run(ctx: CliContext, [path]: string[], o: Record<string, string | boolean | undefined>) {
@@ -20,7 +22,7 @@ export const mfaCommand = {
     const threads = threadsFrom(o.threads as string | undefined);
     const shards = o.shards === undefined ? threads * 2 : parseInteger('--shards', o.shards as string, 1);
     // The pool starts its threads now, while the edge list is read and grouped.
-    const { spectrum, stats } = await withBackend(ctx, threads, 'mfa', async (b, l) => mfaOfGroups(groupBySource(await readEdges(path)), params, b, shards, l));
+    const { spectrum, stats } = await withBackend(ctx, threads, 'mfa', async (b, l) => mfaOfGroups(groupBySource(await readEdges(path)), params, b, shards, l), { backend: o.backend });
     const { q, tau, alpha, f, alpha0, width, nodesSelected, radii, fit } = spectrum;
     if (o.json) ctx.out(json({ q, tau, alpha, f, alpha0, width, nodesSelected, radii, fit, stats }));
     else ctx.out(formatSpectrum(path, spectrum, stats));

@@ -2,10 +2,12 @@ import { readFile } from 'node:fs/promises';
 import { setLogger } from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import { InputError, UsageError } from '../../../proto/errors.js';
+import { parseBackend } from '../../../worker/gpu/backends.js';
 import { jsonLogger } from '../../../worker/log.js';
-import { startWorker, type WorkerOptions } from '../../../worker/start-worker.js';
+import { describeWorker } from '../../../worker/serve.js';
+import { settlePartitionBackend, startWorker, type WorkerOptions } from '../../../worker/start-worker.js';
 import { DEFAULT_SUBJECT } from '../../../worker/transport/nats-worker.js';
-import { threadsFrom, type CliContext } from '../context.js';
+import { json, threadsFrom, type CliContext } from '../context.js';
 import { parseInteger, parseNumber } from '../flags.js';
 import type { CommandSpec } from './common.js';
 
@@ -23,7 +25,7 @@ async function readPem(flag: string, path: string): Promise<Buffer> {
 export async function workerOptions(o: Opts, env: NodeJS.ProcessEnv = process.env): Promise<WorkerOptions> {
   const grpc = o.grpc as string | undefined;
   const nats = o.nats as string | undefined;
-  if (!grpc && !nats) throw new UsageError('worker needs --grpc HOST:PORT and/or --nats URL');
+  if (!grpc && !nats && !o.describe) throw new UsageError('worker needs --grpc HOST:PORT and/or --nats URL');
   if (grpc !== undefined) {
     const m = /^(.+):(\d+)$/.exec(grpc);
     if (!m || Number(m[2]) > 65535) throw new UsageError(`--grpc expects HOST:PORT (e.g. 0.0.0.0:50051), got "${grpc}"`);
@@ -48,6 +50,7 @@ export async function workerOptions(o: Opts, env: NodeJS.ProcessEnv = process.en
   if (!(maxMb > 0 && maxMb <= 2047)) throw new UsageError(`--max-message-mb must be in (0, 2047], got ${o.maxMessageMb}`);
   return {
     threads: threadsFrom(o.threads as string | undefined),
+    partitionBackend: parseBackend((o.backend as string | undefined) ?? 'auto'),
     modelRoot: o.modelRoot as string | undefined,
     maxMessageBytes: Math.floor(maxMb * (1 << 20)),
     grpc: grpc
@@ -87,6 +90,13 @@ export const workerCommand = {
     cmd.option('--nats <url>', 'join the queue group on these NATS servers (comma list), e.g. nats://nats:4222');
     cmd.option('--subject <subject>', `the deployment's NATS subject (default: ${DEFAULT_SUBJECT})`);
     cmd.option('--threads <n>', 'threads of the shard pool (default: all cores)');
+    cmd.option(
+      '--backend <name>',
+      'where partition sums run: auto (the first of webgpu, gl that works here, else f64), f64 (float64 CPU, the reference), ' +
+        'or a gpu.js mode: webgpu (Dawn over Vulkan), gl (headless WebGL), webasm (WebAssembly), cpu (gpu.js in JavaScript, for tests). ' +
+        'A named backend that cannot run here stops the worker at start (exit 2); a GPU that fails mid-shard falls back to f64 for that shard (default: auto)',
+    );
+    cmd.option('--describe', 'print what this worker would be (version, threads, the backend it would use, every backend\'s availability and why) as JSON, and exit');
     cmd.option('--model-root <dir>', 'read weight files under this directory only; without it, the worker takes inline bytes only (--ship-bytes)');
     cmd.option('--metrics-port <p>', 'serve Prometheus /metrics and /healthz on this port');
     cmd.option('--max-message-mb <n>', 'largest message received or sent, MB (also the largest inline shard)', '64');
@@ -101,6 +111,11 @@ export const workerCommand = {
   },
   async run(ctx: CliContext, _args: string[], o: Opts) {
     const options = await workerOptions(o);
+    if (o.describe) {
+      const transports = [...(options.grpc ? ['grpc'] : []), ...(options.nats ? ['nats'] : [])];
+      ctx.out(json(describeWorker({ ...options, partitionBackend: await settlePartitionBackend(options.partitionBackend ?? 'auto') }, transports)));
+      return;
+    }
     const log = jsonLogger(ctx.out);
     // grpc-js writes its own errors to stderr; in a worker they belong in the JSON log.
     setLogger({ error: (...a: unknown[]) => log.warn('grpc-js', { message: a.map(String).join(' ') }) } as unknown as Console);
