@@ -109,6 +109,8 @@ test('mfa --backend webasm agrees with f64; auto resolves to what the registry p
   const [f64, webasm, auto] = [await run('f64'), await run('webasm'), await run('auto')];
   for (let k = 0; k < f64.tau.length; k++) t.true(Math.abs(webasm.tau[k] - f64.tau[k]) <= Math.min(tauErrorBound(f64.radii), TAU_TARGET));
   if (autoHere === 'f64') t.deepEqual(auto, f64, 'auto is f64 here: bit-identical');
+  t.deepEqual(f64.stats.backends, { f64: 1 });
+  t.is(Object.keys(webasm.stats.backends).length, 1, 'one shard, one backend named');
 });
 
 test('worker --describe: version, threads, the backend it would use and every backend with why', async (t) => {

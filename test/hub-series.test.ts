@@ -6,6 +6,7 @@ import { MockHub } from './helpers/mock-hub.js';
 import { runCli } from './helpers/run-cli.js';
 import { conformanceDir, readJson } from './helpers/shared.js';
 import { hfFixture, makeTmpDir } from './helpers/tmp.js';
+import { startWorkerProcess } from './helpers/worker-process.js';
 
 /*
  * Emergence series over the hub, through the CLI (as a researcher runs it): integrity
@@ -218,6 +219,14 @@ test.serial('analyze hf://… --full equals --full of the local copy; names the 
   const again = (await cli(t, cache, ['analyze', 'hf://org/full-series', ...args])).json;
   t.deepEqual(again.samples, local.samples);
   t.is(hub.requests('cdn').length, 0);
+  // Remote workers have no hf:// file under their --model-root: the coordinator ships the bytes.
+  const worker = await startWorkerProcess(['--threads', '1', '--grpc', '127.0.0.1:0']);
+  try {
+    const viaWorker = (await cli(t, cache, ['analyze', 'hf://org/full-series', ...args, '--workers', `grpc://${worker.grpcAddress}`])).json;
+    t.deepEqual(viaWorker.samples, local.samples);
+  } finally {
+    await worker.stop();
+  }
 });
 
 test.serial('a sampled analysis of a pythia-410m-shaped file reads under 5% of its bytes, counted by the mock', async (t) => {

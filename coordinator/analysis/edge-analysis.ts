@@ -10,6 +10,8 @@ export interface EdgeRunStats {
   edges: number;
   skippedNonFinite: number;
   shards: number;
+  /** Shards per partition-sum backend that computed them. */
+  backends: Record<string, number>;
 }
 
 /** Map–reduce MFA of node-grouped edges: shards by node range, merged in shard order. */
@@ -42,12 +44,15 @@ export async function nfdOfGroups(
   return { nodes: Array.from(groups.nodes), values, stats: statsOf(results) };
 }
 
-export function statsOf(results: ReadonlyArray<{ edges: number; skippedNonFinite: number }>): EdgeRunStats {
+export function statsOf(results: ReadonlyArray<{ edges: number; skippedNonFinite: number; backend: string }>): EdgeRunStats {
   let edges = 0;
   let skippedNonFinite = 0;
+  // Shards per partition-sum backend that computed them; a GPU fallback counts as f64.
+  const backends: Record<string, number> = {};
   for (const r of results) {
     edges += r.edges;
     skippedNonFinite += r.skippedNonFinite;
+    backends[r.backend] = (backends[r.backend] ?? 0) + 1;
   }
-  return { edges, skippedNonFinite, shards: results.length };
+  return { edges, skippedNonFinite, shards: results.length, backends };
 }

@@ -180,8 +180,7 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
         resumedShards: journal?.resumed ?? 0,
         // HTTP requests of a hub checkpoint (headers, rows, --full's cache warming); 0 for a local one.
         requests: ckpt.stats?.requests ?? 0,
-        // Shards per partition-sum backend that computed them; a GPU fallback counts as f64.
-        backends: perSample.flatMap((p) => p.results).reduce<Record<string, number>>((n, r) => ((n[r.backend] = (n[r.backend] ?? 0) + 1), n), {}),
+        backends: run.backends,
       },
       notes,
       ...(ckpt.commit ? { commit: ckpt.commit, sha256: ckpt.sha256 } : {}),

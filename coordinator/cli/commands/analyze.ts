@@ -64,6 +64,9 @@ export const analyzeCommand = {
     if (o.resume && o.out && o.resume !== o.out) throw new UsageError('--resume DIR writes its report into DIR: leave out --out, or give the same directory');
     const out = (o.resume ?? o.out) as string | undefined;
     if (out) opts.journal = { dir: out, resume: Boolean(o.resume) };
+    // Workers read weight files under their own --model-root, which never holds an hf:// file:
+    // the coordinator reads the hub and ships each shard's bytes.
+    if (opts.samples === 'full' && model.startsWith('hf://') && (o.workers || o.nats)) o.shipBytes = true;
     const report = await withBackend(ctx, threads, 'analyze', (b, l) => analyzeModel(model, opts, b, l), o);
     const files = out ? await writeAnalyzeReport(out, report) : [];
     if (o.json) {
