@@ -127,9 +127,15 @@ export class ClusterBackend implements ShardBackend {
       if (pick) return pick;
       signal?.throwIfAborted();
       await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
-        // Re-check periodically: with no live worker nothing else will wake us.
-        setTimeout(resolve, live.length === 0 ? 200 : 1000);
+        // Re-check periodically: with no live worker nothing else will wake us. The timer
+        // keeps the process alive while shards wait, and is cleared once woken, so a
+        // finished run exits at once.
+        const timer = setTimeout(done, live.length === 0 ? 200 : 1000);
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.waiters.push(done);
       });
     }
   }
