@@ -53,6 +53,22 @@ export async function benchHub(say: (line: string) => void, log: (line: string) 
         return {};
       });
     }
+    // The knobs for a far-away CDN: more requests in flight, wider coalescing.
+    for (const [concurrency, gapKb] of [
+      ['32', '4'],
+      ['32', '32'],
+    ]) {
+      Object.assign(process.env, { NEUROMFA_HUB_CONCURRENCY: concurrency, NEUROMFA_HUB_GAP_KB: gapKb });
+      await rm(cacheDir, { recursive: true, force: true });
+      hub.resetCounters();
+      const opts: AnalyzeOptions = { samples: Array.from({ length: 10 }, (_, i) => i), layerSample: 32, params, shardsPerSample: 4, shardBytes: 32 << 20 };
+      const t0 = performance.now();
+      const r = await analyzeModel(`hf://${REPO}`, opts, backend);
+      const bytes = hub.bytesServed.hub + hub.bytesServed.cdn;
+      say(
+        `hub: samples 0-9, cold, NEUROMFA_HUB_CONCURRENCY=${concurrency} NEUROMFA_HUB_GAP_KB=${gapKb}: ${hub.log.length} requests, ${(bytes / 1e6).toFixed(2)} MB (${((100 * bytes) / r.stats.fileBytes).toFixed(2)}%), ${((performance.now() - t0) / 1000).toFixed(2)} s per checkpoint`,
+      );
+    }
   } finally {
     process.env = saved;
     await backend.close();

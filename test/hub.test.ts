@@ -9,6 +9,7 @@ import { MemoryByteSource } from '../worker/io/byte-source.js';
 import { openCheckpoint, type Checkpoint } from '../worker/io/checkpoint.js';
 import { delayFor, HttpByteSource, isRetryable, parseContentRange } from '../worker/io/http-byte-source.js';
 import { nextLink } from '../worker/io/hub/client.js';
+import { resolveHubOptions } from '../worker/io/hub/options.js';
 import { listRevisions, openHubCheckpoint, openHubFile, parseHubRef, type HubOptions } from '../worker/io/hub/index.js';
 import { readRowList, type TensorInfo } from '../worker/io/safetensors.js';
 import { MockHub } from './helpers/mock-hub.js';
@@ -114,6 +115,15 @@ test('delayFor: Retry-After (seconds or date), then RateLimit t=, else doubling 
   t.is(delayFor(0, new Headers({ 'RateLimit-Reset': '4' }), p), 4000);
   t.is(delayFor(0, new Headers({ 'Retry-After': '2', RateLimit: '"api";r=0;t=9' }), p), 2000);
   t.is(delayFor(0, new Headers({ 'Retry-After': 'soon' }), p), 100);
+});
+
+test('NEUROMFA_HUB_CONCURRENCY and NEUROMFA_HUB_GAP_KB tune requests in flight and coalescing; bad values are usage errors', (t) => {
+  const at = (env: NodeJS.ProcessEnv) => resolveHubOptions({ env });
+  t.like(at({}), { maxConcurrent: 8, coalesceGapBytes: 4096 });
+  t.like(at({ NEUROMFA_HUB_CONCURRENCY: '32', NEUROMFA_HUB_GAP_KB: '0' }), { maxConcurrent: 32, coalesceGapBytes: 0 });
+  t.like(resolveHubOptions({ env: { NEUROMFA_HUB_CONCURRENCY: '32' }, maxConcurrent: 2 }), { maxConcurrent: 2 }, 'an explicit option wins');
+  t.throws(() => at({ NEUROMFA_HUB_CONCURRENCY: 'many' }), { instanceOf: UsageError, message: 'NEUROMFA_HUB_CONCURRENCY must be an integer from 1 to 256, got "many"' });
+  t.throws(() => at({ NEUROMFA_HUB_GAP_KB: '-1' }), { instanceOf: UsageError, message: 'NEUROMFA_HUB_GAP_KB must be an integer from 0 to 1048576, got "-1"' });
 });
 
 test('parseContentRange and nextLink', (t) => {

@@ -1,5 +1,6 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { UsageError } from '../../../proto/errors.js';
 import { DEFAULT_RETRY, REMOTE_GAP_BYTES, type FetchLike, type RetryPolicy } from '../http-byte-source.js';
 
 /** How to reach the hub; every unset field has an environment or built-in default. */
@@ -17,11 +18,11 @@ export interface HubOptions {
   retry?: Partial<RetryPolicy>;
   /** Injected by tests so retries take no wall time. */
   sleep?: (ms: number) => Promise<void>;
-  /** Concurrent HTTP requests per checkpoint. @default 8 */
+  /** Concurrent HTTP requests per checkpoint. @default $NEUROMFA_HUB_CONCURRENCY or 8 */
   maxConcurrent?: number;
   /** Hard bound on HTTP requests per checkpoint, so a bug cannot hammer the hub. @default 100000 */
   maxRequests?: number;
-  /** Unwanted bytes read between two wanted rows rather than split a request. @default 4096 (REMOTE_GAP_BYTES) */
+  /** Unwanted bytes read between two wanted rows rather than split a request. @default $NEUROMFA_HUB_GAP_KB × 1024, or 4096 (REMOTE_GAP_BYTES) */
   coalesceGapBytes?: number;
   /** Where the defaults are read from. @default process.env */
   env?: NodeJS.ProcessEnv;
@@ -53,8 +54,20 @@ export function resolveHubOptions(opts: HubOptions): ResolvedHubOptions {
     token: token ? token : undefined,
     retry: { ...DEFAULT_RETRY, ...opts.retry },
     sleep: opts.sleep,
-    maxConcurrent: opts.maxConcurrent ?? 8,
+    maxConcurrent: opts.maxConcurrent ?? envInteger(env, 'NEUROMFA_HUB_CONCURRENCY', 1, 256) ?? 8,
     maxRequests: opts.maxRequests ?? 100_000,
-    coalesceGapBytes: opts.coalesceGapBytes ?? REMOTE_GAP_BYTES,
+    coalesceGapBytes: opts.coalesceGapBytes ?? (envInteger(env, 'NEUROMFA_HUB_GAP_KB', 0, 1 << 20) ?? REMOTE_GAP_BYTES / 1024) * 1024,
   };
+}
+
+/**
+ * A tuning knob from the environment: round trips against bytes read, which depends on the
+ * link (a far-away CDN wants more requests in flight and wider coalescing).
+ */
+function envInteger(env: NodeJS.ProcessEnv, name: string, min: number, max: number): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const v = Number(raw);
+  if (!Number.isSafeInteger(v) || v < min || v > max) throw new UsageError(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+  return v;
 }
