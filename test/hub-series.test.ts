@@ -219,6 +219,10 @@ test.serial('analyze hf://… --full equals --full of the local copy; names the 
   const again = (await cli(t, cache, ['analyze', 'hf://org/full-series', ...args])).json;
   t.deepEqual(again.samples, local.samples);
   t.is(hub.requests('cdn').length, 0);
+  const text = await runCli(['analyze', 'hf://org/full-series', '--full', '--shard-mb', '0.02', '--threads', '1'], { env: { HF_ENDPOINT: hub.hubUrl, NEUROMFA_CACHE: cache, HF_HUB_CACHE: join(cache, 'no-hf-cache'), HF_TOKEN: '' } });
+  t.is(text.code, 0, text.stderr);
+  t.regex(text.stdout, new RegExp(`^hf://org/full-series: GPTNeoXForCausalLM, layout gpt-neox, full NIN, commit ${commit}$`, 'm'));
+  t.regex(text.stdout, /bytes read \([\d.]+%\) in \d+ HTTP requests,/);
   // Remote workers have no hf:// file under their --model-root: the coordinator ships the bytes.
   const worker = await startWorkerProcess(['--threads', '1', '--grpc', '127.0.0.1:0']);
   try {

@@ -75,13 +75,13 @@ export const analyzeCommand = {
     }
     const s = report.stats;
     ctx.out(
-      `${model}: ${report.architecture}, layout ${report.layout}, ${report.mode === 'full' ? 'full NIN' : `layer sample ${report.layerSample}`}\n` +
+      `${model}: ${report.architecture}, layout ${report.layout}, ${report.mode === 'full' ? 'full NIN' : `layer sample ${report.layerSample}`}${report.commit ? `, commit ${report.commit}` : ''}\n` +
         table(
           ['sample', 'alpha0', 'width', 'nodes selected', 'radii'],
           report.samples.map((r) => [String(r.sample), r.alpha0.toFixed(6), r.width.toFixed(6), String(r.nodesSelected), String(r.radii.length)]),
         ) +
         `mean alpha0 ${report.mean.alpha0.toFixed(6)} (std ${report.std.alpha0.toFixed(6)}), mean width ${report.mean.width.toFixed(6)} (std ${report.std.width.toFixed(6)})\n` +
-        `${s.edges} edges, ${s.bytesRead} of ${s.fileBytes} bytes read (${((100 * s.bytesRead) / s.fileBytes).toFixed(2)}%), ${s.seconds.toFixed(2)} s, ${(s.edges / s.seconds / 1e6).toFixed(1)}M edges/s` +
+        `${s.edges} edges, ${s.bytesRead} of ${s.fileBytes} bytes read (${((100 * s.bytesRead) / s.fileBytes).toFixed(2)}%)${s.requests ? ` in ${s.requests} HTTP requests` : ''}, ${s.seconds.toFixed(2)} s, ${(s.edges / s.seconds / 1e6).toFixed(1)}M edges/s` +
         `${s.skippedNonFinite ? `, ${s.skippedNonFinite} non-finite weights skipped` : ''}\n` +
         report.notes.map((n) => `note: ${n}\n`).join('') +
         (files.length ? `report: ${files.join(', ')}\n` : ''),
