@@ -18,6 +18,15 @@
  */
 import { MessageFormatError } from './errors.js';
 
+/** The subject of a deployment unless `--subject` names another; workers share one queue group on it. */
+export const DEFAULT_SUBJECT = 'neuromfa.shards';
+export const QUEUE_GROUP = 'neuromfa-workers';
+
+/** Where every worker of a deployment (not one of the queue group) answers describe. */
+export function describeSubject(subject: string): string {
+  return `${subject}.describe`;
+}
+
 export const HEADERS = {
   kind: 'Neuromfa-Kind',
   chunk: 'Neuromfa-Chunk',

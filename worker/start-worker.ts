@@ -12,7 +12,8 @@ import { WorkerMetrics } from './metrics.js';
 import { ShardService, type ServeOptions } from './serve.js';
 import { startGrpcServer, type GrpcServerTls, type GrpcTransport } from './transport/grpc-server.js';
 import { natsConnect, type NatsConnectOptions } from './transport/nats-connect.js';
-import { DEFAULT_SUBJECT, startNatsWorker, type NatsTransport } from './transport/nats-worker.js';
+import { startNatsWorker, type NatsTransport } from './transport/nats-worker.js';
+import { DEFAULT_SUBJECT } from '../proto/nats-chunks.js';
 
 export interface WorkerOptions {
   threads: number;

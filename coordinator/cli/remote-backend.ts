@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UsageError } from '../../proto/errors.js';
+import { DEFAULT_SUBJECT } from '../../proto/nats-chunks.js';
 import type { ShardResult, ShardTask } from '../../proto/shard.js';
-import { GrpcBackend } from '../../worker/backends/grpc.js';
-import { NatsBackend } from '../../worker/backends/nats.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
 import { ClusterBackend, type ClusterEvent } from '../dispatch/cluster-backend.js';
 import { withInlineBytes } from '../plan/ship-bytes.js';
@@ -13,7 +12,7 @@ import { parseNumber } from './flags.js';
 export function addClusterFlags(cmd: Command): void {
   cmd.option('--workers <list>', 'gRPC workers: comma-separated grpc://host:port, or dns:///service:port (round robin over a headless service)');
   cmd.option('--nats <url>', 'NATS server of a worker deployment (nats://host:4222)');
-  cmd.option('--subject <s>', 'NATS subject the workers listen on', 'neuromfa.shards');
+  cmd.option('--subject <s>', 'NATS subject the workers listen on', DEFAULT_SUBJECT);
   cmd.option('--ship-bytes', "send each shard's weight bytes with it (workers without the model on disk)");
   cmd.option('--shard-deadline <s>', 'seconds one shard may take on one worker before it is retried elsewhere', '600');
   cmd.option('--tls-ca <file>', 'gRPC: CA certificate that signed the workers\' certificates (enables TLS)');
@@ -57,6 +56,8 @@ export async function remoteBackend(o: Record<string, string | boolean | undefin
   let workers: ShardBackend[];
   let cluster: ClusterBackend | undefined;
   if (o.workers) {
+    // Transports are loaded when asked for: a local run does not pay for grpc-js and nats.
+    const { GrpcBackend } = await import('../../worker/backends/grpc.js');
     const tls = o.tlsCa ? { ca: await readOpt(o.tlsCa), cert: await readOpt(o.tlsCert), key: await readOpt(o.tlsKey) } : undefined;
     const targets = (o.workers as string).split(',').map((s) => s.trim()).filter(Boolean);
     // A worker that is down at the start is left out (and reported); the run needs one.
@@ -67,6 +68,7 @@ export async function remoteBackend(o: Record<string, string | boolean | undefin
     for (const f of failed) onEvent({ type: 'worker-lost', worker: f.target, reason: f.reason.message, live: workers.length });
   } else {
     const ca = await readOpt(o.natsTlsCa);
+    const { NatsBackend } = await import('../../worker/backends/nats.js');
     workers = [
       await NatsBackend.connect({
         servers: o.nats as string,

@@ -13,10 +13,9 @@ import { createInbox, headers, RequestStrategy, type Msg, type NatsConnection } 
 import { decodeDescription, decodeReply, DEFAULT_MAX_MESSAGE_BYTES, encodeTask } from '../../proto/codec.js';
 import { fromWireError, InputError, TransportError } from '../../proto/errors.js';
 import type { WorkerDescription } from '../../proto/describe.js';
-import { chunkBytes, HEADERS, headerInt, Reassembly, splitChunks } from '../../proto/nats-chunks.js';
+import { chunkBytes, DEFAULT_SUBJECT, describeSubject, HEADERS, headerInt, Reassembly, splitChunks } from '../../proto/nats-chunks.js';
 import type { ShardResult, ShardTask } from '../../proto/shard.js';
 import { natsConnect, type NatsConnectOptions } from '../transport/nats-connect.js';
-import { DEFAULT_SUBJECT, describeSubject } from '../transport/nats-worker.js';
 import type { ShardBackend } from './shard-backend.js';
 
 export interface NatsBackendOptions {

@@ -13,11 +13,9 @@
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from 'nats';
 import { decodeTask, encodeDescription, encodeReply } from '../../proto/codec.js';
 import { MessageFormatError, TransportError } from '../../proto/errors.js';
-import { chunkBytes, HEADERS, headerInt, Reassembly, splitChunks, type ExchangeKind } from '../../proto/nats-chunks.js';
+import { chunkBytes, DEFAULT_SUBJECT, describeSubject, HEADERS, headerInt, QUEUE_GROUP, Reassembly, splitChunks, type ExchangeKind } from '../../proto/nats-chunks.js';
 import type { ShardService } from '../serve.js';
 
-export const DEFAULT_SUBJECT = 'neuromfa.shards';
-export const QUEUE_GROUP = 'neuromfa-workers';
 
 export interface NatsWorkerOptions {
   /** The deployment's subject. @default 'neuromfa.shards' */
@@ -39,9 +37,6 @@ export interface NatsTransport {
 
 const MAX_CHUNKS = 1 << 20;
 
-export function describeSubject(subject: string): string {
-  return `${subject}.describe`;
-}
 
 export async function startNatsWorker(service: ShardService, nc: NatsConnection, o: NatsWorkerOptions): Promise<NatsTransport> {
   const subject = o.subject ?? DEFAULT_SUBJECT;

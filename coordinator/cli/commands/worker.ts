@@ -1,12 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import { setLogger } from '@grpc/grpc-js';
 import type { Command } from 'commander';
 import { InputError, UsageError } from '../../../proto/errors.js';
 import { parseBackend } from '../../../worker/gpu/backends.js';
 import { jsonLogger } from '../../../worker/log.js';
-import { describeWorker } from '../../../worker/serve.js';
-import { settlePartitionBackend, startWorker, type WorkerOptions } from '../../../worker/start-worker.js';
-import { DEFAULT_SUBJECT } from '../../../worker/transport/nats-worker.js';
+import type { WorkerOptions } from '../../../worker/start-worker.js';
+import { DEFAULT_SUBJECT } from '../../../proto/nats-chunks.js';
 import { json, threadsFrom, type CliContext } from '../context.js';
 import { parseInteger, parseNumber } from '../flags.js';
 import type { CommandSpec } from './common.js';
@@ -111,6 +109,12 @@ export const workerCommand = {
   },
   async run(ctx: CliContext, _args: string[], o: Opts) {
     const options = await workerOptions(o);
+    // Loaded here, not with the CLI: grpc-js and nats cost every other command ~100 ms to load.
+    const [{ setLogger }, { describeWorker }, { settlePartitionBackend, startWorker }] = await Promise.all([
+      import('@grpc/grpc-js'),
+      import('../../../worker/serve.js'),
+      import('../../../worker/start-worker.js'),
+    ]);
     if (o.describe) {
       const transports = [...(options.grpc ? ['grpc'] : []), ...(options.nats ? ['nats'] : [])];
       ctx.out(json(describeWorker({ ...options, partitionBackend: await settlePartitionBackend(options.partitionBackend ?? 'auto') }, transports)));
