@@ -35,6 +35,18 @@ test('GPT-NeoX single-file BF16 and sharded checkpoints give identical NINs and 
   t.is(a.layout, 'gpt-neox');
 });
 
+test('a sampled analysis reports its row reads, tensor by tensor, before it plans shards', async (t) => {
+  const events: Array<{ type: string; tensors?: number; of?: number; bytes?: number }> = [];
+  const r = await analyzeModel(fixture('gpt-neox-bf16'), { samples: [0, 1], layerSample: 16, params, shardsPerSample: 2, shardBytes: 1 << 20 }, backend, (e) => events.push(e));
+  const reads = events.filter((e) => e.type === 'read');
+  const of = reads[0].of!;
+  t.true(of > 1);
+  t.deepEqual(reads.map((e) => e.tensors), Array.from({ length: of }, (_, i) => i + 1));
+  t.true(reads.every((e, i) => e.of === of && e.bytes! > (i ? reads[i - 1].bytes! : 0)), 'bytes grow with every tensor');
+  t.true(reads[of - 1].bytes! <= r.stats.bytesRead, 'rows are part of what was read');
+  t.true(events.findIndex((e) => e.type === 'planned') > events.lastIndexOf(reads[of - 1]));
+});
+
 for (const [name, layout, architecture] of [
   ['gpt2-f32', 'gpt2', 'GPT2LMHeadModel'],
   ['llama-gqa-f16', 'llama', 'LlamaForCausalLM'],

@@ -67,16 +67,21 @@ export function summarise(samples: ReadonlyArray<{ alpha0: number; width: number
 }
 
 /** Reads every stored row the samples touch, each once; elements are decoded on demand. */
-async function readSampledRows(ckpt: Checkpoint, layout: Layout, plans: SamplePlan[], raws?: RawRows): Promise<RowLookup> {
+async function readSampledRows(ckpt: Checkpoint, layout: Layout, plans: SamplePlan[], raws?: RawRows, listener?: RunListener): Promise<RowLookup> {
   const wanted = new Map<string, Set<number>>();
   for (const plan of plans) neededRows(layout, plan, wanted);
   const rows = new Map<string, Map<number, (col: number) => number>>();
+  // Reported as it goes: from the hub this is most of a sampled run (seconds to a minute).
+  let tensors = 0;
+  let bytes = 0;
   await Promise.all(
     Array.from(wanted, async ([tensor, set]) => {
       const info = ckpt.tensors.get(tensor)!;
       const dtype = requireFloatTensor(info);
       const raw = await readRowList(info, Array.from(set));
       raws?.set(tensor, raw);
+      for (const b of raw.values()) bytes += b.length;
+      listener?.({ type: 'read', tensors: ++tensors, of: wanted.size, bytes });
       const decoded = new Map<number, (col: number) => number>();
       for (const [r, bytes] of raw) decoded.set(r, elementReader(dtype, bytes));
       rows.set(tensor, decoded);
@@ -141,7 +146,7 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
       checkLayerSample(layout, opts.layerSample);
       const plans = opts.samples.map((s) => drawPlan(layout, s));
       const raws: RawRows = new Map();
-      const rowOf = await readSampledRows(ckpt, layout, plans, raws);
+      const rowOf = await readSampledRows(ckpt, layout, plans, raws, listener);
       plans.forEach((plan) => digests.set(plan.sample, sampleDigest(layout, plan, raws)));
       const groups = plans.map((plan) => groupBySource(edgesFromRows(sampledEdges(layout, plan, rowOf))));
       const tasksPer = groups.map((g, k) => groupTasks(g, groupRanges(g, opts.shardsPerSample), 'mfa', opts.params, k * opts.shardsPerSample));

@@ -6,6 +6,8 @@ import type { RunJournal } from './journal.js';
 
 /** What a run reports as it goes; the progress bar and --json summaries read these. */
 export type RunEvent =
+  /** Sampled analyses: the rows of `tensors` of `of` tensors are read, `bytes` of them. */
+  | { type: 'read'; tensors: number; of: number; bytes: number }
   | { type: 'planned'; shards: number; edges: number }
   | { type: 'shard-started'; id: number }
   | { type: 'shard-done'; id: number; result: ShardResult; resumed: boolean }
