@@ -238,8 +238,10 @@ natsTest('NATS with user/password over TLS: the right credentials are served, wr
   const bad = await runCli(['worker', '--nats', server.url, '--nats-user', 'mfa', '--nats-pass', 'wrong', '--nats-tls-ca', certs.caFile], { timeoutMs: 20_000 });
   t.is(bad.code, 5);
   t.regex(bad.stderr, /cannot connect .*Authorization/i);
-  // An 8 MB shard: uploaded in chunks (1 MB max_payload), then about 0.2 s of work.
-  const slow = slowTask(9);
+  // An 8 MB shard, uploaded in chunks (1 MB max_payload), then a second or more of work (301 q
+  // values; the reply is ~34 MB): long enough that polling the in-flight gauge cannot miss it.
+  const base = slowTask(9);
+  const slow: ShardTask = { ...base, params: { ...base.params, q: Array.from({ length: 301 }, (_, k) => (k - 150) / 50) } } as ShardTask;
   const running = backend.run(slow);
   const since = Date.now();
   // Generous: on a loaded 2-core CI machine the chunked upload can take seconds.
