@@ -151,10 +151,15 @@ only('malformed and oversized messages get an error reply and the worker keeps s
   h.set(HEADERS.chunk, '0');
   h.set(HEADERS.chunks, '3');
   h.set(HEADERS.bytes, '30');
-  nc.publish('neuromfa.shards', new Uint8Array(10), { reply: sub.getSubject(), headers: h });
+  const start = () => nc.publish('neuromfa.shards', new Uint8Array(10), { reply: sub.getSubject(), headers: h });
+  start();
   for await (const m of sub) {
     const kind = m.headers?.get(HEADERS.kind);
-    if (kind === 'continue') {
+    if (m.headers?.code === 503) {
+      // No responders: the worker's one thread is busy with another test's shard; send again.
+      await new Promise((r) => setTimeout(r, 20));
+      start();
+    } else if (kind === 'continue') {
       const skip = headers();
       skip.set(HEADERS.kind, 'task');
       skip.set(HEADERS.chunk, '2');
