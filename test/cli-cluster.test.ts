@@ -37,6 +37,23 @@ test.serial('analyze --full through two gRPC worker processes equals the embedde
   t.deepEqual(JSON.parse(shipped.stdout).samples, a.samples);
 });
 
+test.serial('emergence through gRPC workers (sampled shards travel with their weights) equals the embedded curve', async (t) => {
+  const series = join(conformanceDir, 'series', 'tiny-neox-f16');
+  const args = ['emergence', ...['step0', 'step8', 'step64', 'step512'].map((s) => join(series, s)), '--samples', '0-2', '--shards', '2', '--json'];
+  // The same shard layout (--shards) on both sides: then the numbers are equal to the bit.
+  const embedded = await runCli([...args, '--threads', '1']);
+  t.is(embedded.code, 0, embedded.stderr);
+  // Workers without a model root: sampled shards carry their edge weights inline.
+  const bare = await startWorkerProcess(['--threads', '1', '--grpc', '127.0.0.1:0']);
+  workers.push(bare);
+  const remote = await runCli([...args, '--workers', `grpc://${bare.grpcAddress}`]);
+  t.is(remote.code, 0, remote.stderr);
+  const a = JSON.parse(embedded.stdout);
+  const b = JSON.parse(remote.stdout);
+  t.deepEqual(b.checkpoints, a.checkpoints);
+  t.is(a.checkpoints.length, 4);
+});
+
 test.serial('--resume reuses every finished shard of a run and gives the same numbers', async (t) => {
   const { dir, cleanup } = await makeTmpDir();
   try {

@@ -254,7 +254,7 @@ const FLAGS: Record<string, string[]> = {
   nfd: ['--threshold', '--decimals', '--json', '--threads', '--shards'],
   nin: ['--sample', '--layer-sample', '--out', '--plan'],
   analyze: ['--samples', '--full', '--layer-sample', '--threshold', '--decimals', '--min-neighbors', '--q', '--threads', '--shards', '--shard-mb', '--json', '--out', '--backend', '--workers', '--nats', '--ship-bytes', '--resume'],
-  emergence: ['--revisions', '--keep-duplicates', '--labels', '--filter', '--samples', '--full', '--layer-sample', '--threshold', '--decimals', '--min-neighbors', '--q', '--threads', '--shards', '--shard-mb', '--json', '--out'],
+  emergence: ['--revisions', '--keep-duplicates', '--backend', '--workers', '--nats', '--ship-bytes', '--labels', '--filter', '--samples', '--full', '--layer-sample', '--threshold', '--decimals', '--min-neighbors', '--q', '--threads', '--shards', '--shard-mb', '--json', '--out'],
   demo: ['--dir', '--threads'],
   worker: ['--grpc', '--nats', '--subject', '--threads', '--model-root', '--metrics-port', '--max-message-mb', '--backend', '--describe', '--tls-cert', '--tls-key', '--tls-ca', '--require-client-cert'],
 };

@@ -33,6 +33,14 @@ export function addBackendFlag(cmd: Command, remote: boolean): void {
   );
 }
 
+/**
+ * Workers read weight files under their own --model-root, which never holds an hf:// file:
+ * for a full NIN of a hub checkpoint the coordinator reads the hub and ships each shard's bytes.
+ */
+export function addRemoteShipping(o: Record<string, string | boolean | undefined>, opts: AnalyzeOptions, models: string[]): void {
+  if (opts.samples === 'full' && models.some((m) => m.startsWith('hf://')) && (o.workers || o.nats)) o.shipBytes = true;
+}
+
 export function analyzeOptions(o: Record<string, string | boolean | undefined>, threads: number): AnalyzeOptions {
   const full = Boolean(o.full);
   if (full && o.samples !== undefined) throw new UsageError('--samples and --full exclude each other');
@@ -64,9 +72,7 @@ export const analyzeCommand = {
     if (o.resume && o.out && o.resume !== o.out) throw new UsageError('--resume DIR writes its report into DIR: leave out --out, or give the same directory');
     const out = (o.resume ?? o.out) as string | undefined;
     if (out) opts.journal = { dir: out, resume: Boolean(o.resume) };
-    // Workers read weight files under their own --model-root, which never holds an hf:// file:
-    // the coordinator reads the hub and ships each shard's bytes.
-    if (opts.samples === 'full' && model.startsWith('hf://') && (o.workers || o.nats)) o.shipBytes = true;
+    addRemoteShipping(o, opts, [model]);
     const report = await withBackend(ctx, threads, 'analyze', (b, l) => analyzeModel(model, opts, b, l), o);
     const files = out ? await writeAnalyzeReport(out, report) : [];
     if (o.json) {

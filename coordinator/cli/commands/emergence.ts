@@ -6,7 +6,8 @@ import { expandRevisions, hubLabel, runSeries } from '../../analysis/emergence-s
 import { writeEmergenceReport } from '../../report/write-reports.js';
 import { json, threadsFrom, withBackend, type CliContext } from '../context.js';
 import { table } from '../format.js';
-import { addModelFlags, analyzeOptions } from './analyze.js';
+import { addRemoteShipping, addBackendFlag, addModelFlags, analyzeOptions } from './analyze.js';
+import { addClusterFlags } from '../remote-backend.js';
 import type { CommandSpec } from './common.js';
 
 const num = (v: number | null) => (v === null ? '-' : v.toFixed(6));
@@ -27,6 +28,8 @@ export const emergenceCommand = {
     cmd.option('--labels <list>', 'comma-separated label per checkpoint (default: directory names; hub revisions: the revision)');
     cmd.option('--filter <mode>', 'sample filter: 0 none, 1 drop f > 0, 2 drop alpha rising > 0.01, 3 both', '0');
     addModelFlags(cmd);
+    addBackendFlag(cmd, true);
+    addClusterFlags(cmd);
     cmd.option('--out <dir>', 'write report.json, emergence.csv and emergence.svg here');
   },
   async run(ctx: CliContext, args: string[], o: Record<string, string | boolean | undefined>) {
@@ -45,7 +48,8 @@ export const emergenceCommand = {
     const threads = threadsFrom(o.threads as string | undefined);
     const opts = analyzeOptions(o, threads);
     const members = paths.map((model, i) => ({ label: labels[i], model }));
-    const series = await withBackend(ctx, threads, 'emergence', (backend, listener) => runSeries(members, opts, backend, listener, { keepDuplicates: Boolean(o.keepDuplicates) }));
+    addRemoteShipping(o, opts, paths);
+    const series = await withBackend(ctx, threads, 'emergence', (backend, listener) => runSeries(members, opts, backend, listener, { keepDuplicates: Boolean(o.keepDuplicates) }), o);
     // Before the curve, so a duplicated or missing step is seen even when stdout is piped away.
     for (const w of series.warnings) ctx.err(`${w}\n`);
     const included = series.members;
