@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import { InputError, UsageError } from '../../proto/errors.js';
+import { inLanes } from '../../worker/io/in-lanes.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
 import type { RunListener } from '../run/run-shards.js';
 import { analyzeModel, type AnalyzeOptions, type AnalyzeReport, type SampleResult } from './model-analysis.js';
+import { isHubRef } from '../../worker/io/hub/ref.js';
 
 /**
  * An emergence series checked before E is computed. Step branches on the hub have served
@@ -95,17 +97,7 @@ export async function expandRevisions(repoRef: string, list: string): Promise<st
 
 /** The label a model gets without --labels: a hub reference's revision. */
 export async function hubLabel(model: string): Promise<string | undefined> {
-  return model.startsWith('hf://') ? (await hub()).parseHubRef(model).revision : undefined;
-}
-
-async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const lane = async () => {
-    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i], i);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-  return out;
+  return isHubRef(model) ? (await hub()).parseHubRef(model).revision : undefined;
 }
 
 /** Components of members linked by equal keys, in series order, each with the keys that linked it. */
@@ -227,8 +219,8 @@ export async function runSeries(
 ): Promise<SeriesResult> {
   const warnings: string[] = [];
   const why = new Map<number, string>();
-  const ids = await mapLimited(members, DESCRIBE_CONCURRENCY, async (m, i): Promise<Identity | undefined> => {
-    if (!m.model.startsWith('hf://')) return undefined;
+  const identify = async (m: SeriesMember, i: number): Promise<Identity | undefined> => {
+    if (!isHubRef(m.model)) return undefined;
     const { describeRevision, parseHubRef } = await hub();
     const ref = parseHubRef(m.model);
     try {
@@ -241,7 +233,9 @@ export async function runSeries(
       why.set(i, err.message);
       return undefined;
     }
-  });
+  };
+  const ids = new Array<Identity | undefined>(members.length);
+  await inLanes(members.length, DESCRIBE_CONCURRENCY, async (i) => void (ids[i] = await identify(members[i], i)));
   const isMissing = (i: number) => why.has(i);
   const missing = members.flatMap((m, i) => (why.has(i) ? [{ label: m.label, model: m.model, reason: why.get(i)! }] : []));
   for (const x of missing) warnings.push(`warning: ${x.label} is missing and left out: ${x.reason}`);
@@ -267,11 +261,12 @@ export async function runSeries(
     analysed.set(i, await analyseMember(m, ids[i], opts, backend, listener, cache));
   }
 
-  const byBytes = new Map<number, Map<string, string>>();
+  const hashes = new Map<number, string>();
   for (const [i, a] of analysed) {
     const h = sampledSha256(a);
-    if (h) byBytes.set(i, new Map([[h, h]]));
+    if (h) hashes.set(i, h);
   }
+  const byBytes = new Map([...hashes].map(([i, h]) => [i, new Map([[h, h]])]));
   const fileRoot = (i: number) => fileGroups.find((g) => g.members.includes(i));
   for (const g of linkedGroups(members.map((_, i) => byBytes.get(i)))) {
     // Already reported as one file group: the same bytes are no news.
@@ -294,8 +289,7 @@ export async function runSeries(
   const integrity: SeriesIntegrity = {
     checkpoints: members.flatMap((m, i) => {
       if (isMissing(i)) return [];
-      const a = analysed.get(i);
-      const h = a && sampledSha256(a);
+      const h = analysed.has(i) ? hashes.get(i) : undefined;
       return [{ label: m.label, model: m.model, ...(ids[i] ? { commit: ids[i]!.commit, sha256: ids[i]!.sha256 } : {}), ...(h ? { sampledSha256: h } : {}) }];
     }),
     duplicates: duplicates.map(({ members: _, ...d }) => d),

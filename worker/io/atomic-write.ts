@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { InputError } from '../../proto/errors.js';
@@ -8,7 +9,8 @@ import { InputError } from '../../proto/errors.js';
  * target (a missing or read-only output directory is the user's input, not a crash).
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
+  // Unique per write, not only per process: pool threads share the pid and may write the same path.
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     await writeFile(tmp, data);
     await rename(tmp, path);

@@ -13,6 +13,12 @@ export interface ByteSource {
   read(start: number, end: number, into?: Uint8Array): Promise<Uint8Array>;
   /** Total bytes handed out by read(), for the `bytesRead` statistic. */
   readonly bytesRead: number;
+  /**
+   * Where a request costs more than the bytes between two wanted rows (HTTP: a round trip is
+   * worth ~1 MB at CDN speeds), how many unwanted bytes it would rather read than split a
+   * request. Local files leave it unset: 0, adjacent rows only.
+   */
+  readonly coalesceGapBytes?: number;
   close(): Promise<void>;
 }
 

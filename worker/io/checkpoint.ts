@@ -5,6 +5,7 @@ import { FileByteSource, type ByteSource } from './byte-source.js';
 import type { HubOptions } from './hub/options.js';
 import { readSafetensorsHeader, type TensorInfo } from './safetensors.js';
 import { readTorchBin } from './torch-bin.js';
+import { isHubRef } from './hub/ref.js';
 
 /**
  * A Hugging Face checkpoint as `transformers.save_pretrained` writes it: config.json beside
@@ -118,7 +119,7 @@ async function locate(path: string): Promise<{ store: LocalStore; weights: Weigh
   if (k === 'file') {
     const file = basename(path);
     const store = new LocalStore(dirname(path), { file, path });
-    return { store, weights: file.endsWith('.index.json') ? { index: file } : { single: file } };
+    return { store, weights: chooseWeights(file) };
   }
   const store = new LocalStore(path);
   for (const file of WEIGHT_FILES) {
@@ -146,8 +147,11 @@ async function readWeightMap(store: CheckpointStore, index: string): Promise<Map
 
 /** The shard files an index names, sorted (the order they are opened in). */
 export async function shardFiles(store: CheckpointStore, index: string): Promise<string[]> {
-  return [...new Set((await readWeightMap(store, index)).values())].sort();
+  return shardNames(await readWeightMap(store, index));
 }
+
+/** The distinct shard files a weight_map names, sorted: the order files[] keeps across runs. */
+const shardNames = (weightMap: Map<string, string>) => [...new Set(weightMap.values())].sort();
 
 /** The tensors of one weight file, by its format (a torch.save zip or safetensors). */
 export async function readWeightFile(file: string, source: ByteSource): Promise<Map<string, TensorInfo>> {
@@ -171,9 +175,9 @@ export async function assembleCheckpoint(path: string, store: CheckpointStore, w
       sources.push(src);
       for (const [name, t] of await readWeightFile(weights.single, src)) tensors.set(name, t);
     } else {
-      // Each shard opened once, in sorted order so files[] is stable across runs.
+      // Each shard opened once.
       const shards = new Map<string, Map<string, TensorInfo>>();
-      for (const shard of [...new Set(weightMap!.values())].sort()) {
+      for (const shard of shardNames(weightMap!)) {
         const src = await store.open(shard);
         sources.push(src);
         shards.set(shard, await readWeightFile(shard, src));
@@ -203,7 +207,7 @@ export async function assembleCheckpoint(path: string, store: CheckpointStore, w
 }
 
 export async function openCheckpoint(path: string, opts: OpenCheckpointOptions = {}): Promise<Checkpoint> {
-  if (path.startsWith('hf://')) {
+  if (isHubRef(path)) {
     // Loaded on demand: local runs never pay for the HTTP client.
     const { openHubCheckpoint } = await import('./hub/open-hub-checkpoint.js');
     return openHubCheckpoint(path, opts.hub ?? {});

@@ -1,6 +1,5 @@
 import { InputError, IntegrityError, NeuromfaError, TransportError } from '../../proto/errors.js';
 import type { ByteSource } from './byte-source.js';
-import type { CoalescingHint } from './safetensors.js';
 
 /**
  * ByteSource over HTTP Range requests: one inclusive range per request, and only a 206 whose
@@ -158,11 +157,9 @@ export interface HttpByteSourceOptions {
 /** Re-resolutions allowed per read: one expiry is normal, a loop of them is not. */
 const MAX_REFRESHES = 2;
 
-export class HttpByteSource implements ByteSource, CoalescingHint {
+export class HttpByteSource implements ByteSource {
   bytesRead = 0;
   readonly coalesceGapBytes: number;
-  /** HTTP requests this source sent. */
-  requests = 0;
   readonly name: string;
   readonly size: number;
   private readonly fetchFn: FetchLike;
@@ -243,7 +240,6 @@ export class HttpByteSource implements ByteSource, CoalescingHint {
     return withRetries(what, this.policy, this.opts.sleep ?? sleep, async () => {
       const url = await this.url(stale);
       stale = undefined;
-      this.requests++;
       this.opts.onRequest?.();
       const h = this.opts.headers;
       const headers = { ...(typeof h === 'function' ? h(url) : h), Range: `bytes=${start}-${end - 1}` };

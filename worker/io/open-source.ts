@@ -1,4 +1,5 @@
 import { FileByteSource, type ByteSource } from './byte-source.js';
+import { isHubRef } from './hub/ref.js';
 
 /**
  * Opens the weight file a matrix shard names. The one place a shard's file name becomes a
@@ -7,7 +8,7 @@ import { FileByteSource, type ByteSource } from './byte-source.js';
  * its caches (settings from the environment: HF_ENDPOINT, HF_TOKEN, NEUROMFA_CACHE).
  */
 export async function openSource(file: string): Promise<ByteSource> {
-  if (file.startsWith('hf://')) {
+  if (isHubRef(file)) {
     // Loaded on demand: local runs never pay for the HTTP client.
     const { openHubFile } = await import('./hub/open-hub-checkpoint.js');
     return openHubFile(file);

@@ -1,6 +1,7 @@
 import { InputError, SafetensorsFormatError } from '../../proto/errors.js';
 import type { ByteSource } from './byte-source.js';
 import { bytesPerElement, isFloatDType, type DType } from './dtype.js';
+import { inLanes } from './in-lanes.js';
 
 /**
  * Safetensors reader: 8 bytes (u64 LE header length), the JSON header, and then only the
@@ -189,28 +190,9 @@ export async function readRows(t: TensorInfo, rowStart: number, rowEnd: number):
 /** Concurrent range reads per readRowList call. */
 const READS_IN_FLIGHT = 16;
 
-/** Runs `read(k)` for k in [0, n), at most READS_IN_FLIGHT at a time. */
-async function inLanes(n: number, read: (k: number) => Promise<void>): Promise<void> {
-  // A bounded number of runs in flight: one awaited read at a time leaves the disk (or an
-  // HTTP source) idle between requests; unbounded would flood it.
-  let next = 0;
-  const lane = async () => {
-    while (next < n) await read(next++);
-  };
-  await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, n) }, lane));
-}
-
 const distinctSorted = (rows: ArrayLike<number>) => Float64Array.from(new Set(Array.from(rows))).sort();
 
-/**
- * Sources where a request costs more than the bytes between two wanted rows (HTTP: a
- * round trip is worth ~1 MB at CDN speeds) say how many unwanted bytes they would rather
- * read than split a request. Local files leave it unset: 0, adjacent rows only.
- */
-export interface CoalescingHint {
-  readonly coalesceGapBytes?: number;
-}
-const gapOf = (s: ByteSource) => Math.max(0, (s as CoalescingHint).coalesceGapBytes ?? 0);
+const gapOf = (s: ByteSource) => Math.max(0, s.coalesceGapBytes ?? 0);
 
 /**
  * Raw bytes of each distinct listed row. Adjacent rows are read as one range, and no row
@@ -233,7 +215,7 @@ export async function readRowList(t: TensorInfo, rows: ArrayLike<number>): Promi
     i = j;
   }
   const out = new Map<number, Uint8Array>();
-  await inLanes(runs.length, async (n) => {
+  await inLanes(runs.length, READS_IN_FLIGHT, async (n) => {
     const [i, j] = runs[n];
     const first = sorted[i];
     const bytes = await t.source.read(t.start + first * rowBytes, t.start + (sorted[j - 1] + 1) * rowBytes);
@@ -272,7 +254,7 @@ async function readStridedRows(t: TensorInfo, rows: number[]): Promise<Map<numbe
       runs.push({ lo: lo(r), hi: hi(r), rows: [r] });
     }
   }
-  await inLanes(runs.length, async (n) => {
+  await inLanes(runs.length, READS_IN_FLIGHT, async (n) => {
     const run = runs[n];
     const bytes = await t.source.read(t.start + run.lo * e, t.start + run.hi * e);
     for (const r of run.rows) {

@@ -1,5 +1,6 @@
 import { InputError } from '../../proto/errors.js';
 import type { ByteSource } from './byte-source.js';
+import { inLanes } from './in-lanes.js';
 
 /**
  * Zip central directory and entry offsets, read by byte range: the tail of the file (EOCD,
@@ -49,6 +50,7 @@ const TAIL_BYTES = EOCD_BYTES + 0xffff + ZIP64_LOCATOR_BYTES + ZIP64_EOCD_BYTES;
 const LOCAL_EXTRA_GUESS = 128;
 /** Local headers closer than this are fetched in one read (bias/norm storages are tiny). */
 const HEADER_MERGE_GAP = 64 * 1024;
+const HEADER_READS_IN_FLIGHT = 8;
 
 const view = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.length);
 
@@ -92,9 +94,7 @@ async function locateDirectory(source: ByteSource, fail: (m: string) => never): 
   const l = e - ZIP64_LOCATOR_BYTES;
   if (l >= 0 && v.getUint32(l, true) === ZIP64_LOCATOR_SIG) {
     const recordAt = u64(v, l + 8, fail);
-    const rec = recordAt >= tailStart && recordAt + ZIP64_EOCD_BYTES <= tailStart + tail.length
-      ? tail.subarray(recordAt - tailStart, recordAt - tailStart + ZIP64_EOCD_BYTES)
-      : await readChecked(source, recordAt, ZIP64_EOCD_BYTES, fail, 'ZIP64 end-of-central-directory record');
+    const rec = inTail(tail, tailStart, recordAt, ZIP64_EOCD_BYTES) ?? (await readChecked(source, recordAt, ZIP64_EOCD_BYTES, fail, 'ZIP64 end-of-central-directory record'));
     const r = view(rec);
     if (r.getUint32(0, true) !== ZIP64_EOCD_SIG) fail(`no ZIP64 end-of-central-directory record at ${recordAt}`);
     where = { count: u64(r, 32, fail), bytes: u64(r, 40, fail), offset: u64(r, 48, fail) };
@@ -140,12 +140,15 @@ function applyZip64Extra(extra: DataView, e: ZipEntry, fail: (m: string) => neve
 
 const utf8 = new TextDecoder('utf-8', { fatal: false });
 
+/** Bytes [at, at + n) of the file when the tail already read holds them: no second read. */
+function inTail(tail: Uint8Array, tailStart: number, at: number, n: number): Uint8Array | undefined {
+  return at >= tailStart && at + n <= tailStart + tail.length ? tail.subarray(at - tailStart, at - tailStart + n) : undefined;
+}
+
 export async function readZipDirectory(source: ByteSource): Promise<ZipDirectory> {
   const fail = failFor(source);
   const { where, tail, tailStart } = await locateDirectory(source, fail);
-  const dir = where.offset >= tailStart && where.offset + where.bytes <= tailStart + tail.length
-    ? tail.subarray(where.offset - tailStart, where.offset - tailStart + where.bytes)
-    : await source.read(where.offset, where.offset + where.bytes);
+  const dir = inTail(tail, tailStart, where.offset, where.bytes) ?? (await source.read(where.offset, where.offset + where.bytes));
   const v = view(dir);
   const entries = new Map<string, ZipEntry>();
   let p = 0;
@@ -192,16 +195,23 @@ export async function entryDataOffsets(zip: ZipDirectory, wanted: ZipEntry[]): P
   const fail = failFor(source);
   const sorted = [...wanted].sort((a, b) => a.headerOffset - b.headerOffset);
   const guess = (e: ZipEntry) => Math.min(zip.directoryOffset, e.headerOffset + LOCAL_BYTES + nameBytes(e) + LOCAL_EXTRA_GUESS);
-  const out = new Map<string, number>();
+  // Runs of entries [i, j) whose headers one read of [headerOffset of i, end) covers.
+  const runs: Array<{ i: number; j: number; end: number }> = [];
   for (let i = 0; i < sorted.length; ) {
     let j = i + 1;
     let end = guess(sorted[i]);
     while (j < sorted.length && sorted[j].headerOffset - end <= HEADER_MERGE_GAP) end = Math.max(end, guess(sorted[j++]));
+    runs.push({ i, j, end });
+    i = j;
+  }
+  const out = new Map<string, number>();
+  // Several reads in flight: storages lie megabytes apart, and over HTTP each is a round trip.
+  await inLanes(runs.length, HEADER_READS_IN_FLIGHT, async (r) => {
+    const { i, j, end } = runs[r];
     const base = sorted[i].headerOffset;
     const block = await source.read(base, end);
     for (let k = i; k < j; k++) out.set(sorted[k].name, await dataOffset(zip, sorted[k], block, base, fail));
-    i = j;
-  }
+  });
   return out;
 }
 

@@ -7,6 +7,7 @@ import { mfaParams, parseInteger, parseNumber, parseSamples } from '../flags.js'
 import { table } from '../format.js';
 import { addAnalysisFlags, addRunFlags, type CommandSpec } from './common.js';
 import { addClusterFlags } from '../remote-backend.js';
+import { isHubRef } from '../../../worker/io/hub/ref.js';
 
 /** Options shared by analyze and emergence. */
 export function addModelFlags(cmd: Command): void {
@@ -38,7 +39,7 @@ export function addBackendFlag(cmd: Command, remote: boolean): void {
  * for a full NIN of a hub checkpoint the coordinator reads the hub and ships each shard's bytes.
  */
 export function addRemoteShipping(o: Record<string, string | boolean | undefined>, opts: AnalyzeOptions, models: string[]): void {
-  if (opts.samples === 'full' && models.some((m) => m.startsWith('hf://')) && (o.workers || o.nats)) o.shipBytes = true;
+  if (opts.samples === 'full' && models.some(isHubRef) && (o.workers || o.nats)) o.shipBytes = true;
 }
 
 export function analyzeOptions(o: Record<string, string | boolean | undefined>, threads: number): AnalyzeOptions {

@@ -9,6 +9,7 @@ import { table } from '../format.js';
 import { addRemoteShipping, addBackendFlag, addModelFlags, analyzeOptions } from './analyze.js';
 import { addClusterFlags } from '../remote-backend.js';
 import type { CommandSpec } from './common.js';
+import { isHubRef } from '../../../worker/io/hub/ref.js';
 
 const num = (v: number | null) => (v === null ? '-' : v.toFixed(6));
 
@@ -35,7 +36,7 @@ export const emergenceCommand = {
   async run(ctx: CliContext, args: string[], o: Record<string, string | boolean | undefined>) {
     let paths = args;
     if (o.revisions !== undefined) {
-      if (paths.length !== 1 || !paths[0].startsWith('hf://')) throw new UsageError('--revisions takes exactly one model, the repository hf://OWNER/NAME');
+      if (paths.length !== 1 || !isHubRef(paths[0])) throw new UsageError('--revisions takes exactly one model, the repository hf://OWNER/NAME');
       paths = (await expandRevisions(paths[0], o.revisions as string)).map((r) => `${paths[0]}@${r}`);
     }
     if (paths.length < 2) throw new UsageError('emergence needs at least two checkpoints: the initial one and a later one');
@@ -53,10 +54,7 @@ export const emergenceCommand = {
     // Before the curve, so a duplicated or missing step is seen even when stdout is piped away.
     for (const w of series.warnings) ctx.err(`${w}\n`);
     const included = series.members;
-    const checkpoints = emergenceCurve(
-      included.map((m) => ({ label: m.label, model: m.model, ...(m.commit ? { commit: m.commit } : {}), samples: m.samples })),
-      filter,
-    );
+    const checkpoints = emergenceCurve(included, filter);
     const result = {
       layout: included[0].layout,
       mode: opts.samples === 'full' ? 'full' : 'sampled',

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { appendFile, mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { appendFile, mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-write.js';
 
 /**
  * Our on-disk cache of what was read from the hub, so rerunning an analysis (or extending
@@ -15,19 +15,10 @@ import { join } from 'node:path';
  */
 
 export const isSha256 = (s: string) => /^[0-9a-f]{64}$/.test(s);
+/** A full git commit id: the only revision name cached entries may be keyed by. */
+export const isCommit = (s: string) => /^[0-9a-f]{40}$/.test(s);
 /** Blob keys: an LFS sha256, or `git-<blob id>` for a file stored in git itself. */
 const isBlobKey = (s: string) => isSha256(s) || /^git-[0-9a-f]{40}$/.test(s);
-
-async function writeAtomic(path: string, data: string): Promise<void> {
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
 
 export class HubCache {
   constructor(readonly root: string) {}
@@ -38,7 +29,7 @@ export class HubCache {
 
   /** A small file of `commit`, or undefined when not cached (or unreadable). */
   async getText(repo: string, commit: string, name: string): Promise<string | undefined> {
-    if (!/^[0-9a-f]{40}$/.test(commit)) return undefined;
+    if (!isCommit(commit)) return undefined;
     try {
       return await readFile(join(this.commitDir(repo, commit), encodeURIComponent(name)), 'utf8');
     } catch {
@@ -47,11 +38,11 @@ export class HubCache {
   }
 
   async putText(repo: string, commit: string, name: string, text: string): Promise<void> {
-    if (!/^[0-9a-f]{40}$/.test(commit)) return;
+    if (!isCommit(commit)) return;
     try {
       const dir = this.commitDir(repo, commit);
       await mkdir(dir, { recursive: true });
-      await writeAtomic(join(dir, encodeURIComponent(name)), text);
+      await writeFileAtomic(join(dir, encodeURIComponent(name)), text);
     } catch {
       // Best effort: see the class comment.
     }

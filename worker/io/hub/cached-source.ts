@@ -1,7 +1,5 @@
 import type { ByteSource } from '../byte-source.js';
 import { InputError } from '../../../proto/errors.js';
-import { REMOTE_GAP_BYTES } from '../http-byte-source.js';
-import type { CoalescingHint } from '../safetensors.js';
 import type { BlobCache } from './cache.js';
 
 /**
@@ -10,7 +8,7 @@ import type { BlobCache } from './cache.js';
  * makes no resolve request either) and written back. bytesRead counts every byte handed
  * out, cached or not, so reports agree between cold, warm and local runs.
  */
-export class CachedByteSource implements ByteSource, CoalescingHint {
+export class CachedByteSource implements ByteSource {
   bytesRead = 0;
   private remote?: ByteSource;
 
@@ -19,9 +17,14 @@ export class CachedByteSource implements ByteSource, CoalescingHint {
     readonly size: number,
     private readonly blob: BlobCache | undefined,
     private readonly openRemote: () => ByteSource,
-    /** Rows up to this many bytes apart share a request (see CoalescingHint). */
-    readonly coalesceGapBytes = REMOTE_GAP_BYTES,
+    /** Rows up to this many bytes apart share a request (ByteSource.coalesceGapBytes). */
+    readonly coalesceGapBytes: number,
   ) {}
+
+  /** Whether bytes [start, end) are in the range cache already. */
+  async covers(start: number, end: number): Promise<boolean> {
+    return (await this.blob?.covers(start, end)) ?? false;
+  }
 
   async read(start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end > this.size || start > end) {

@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { isCommit } from './cache.js';
 
 /**
  * A file already downloaded by huggingface_hub: HF_HUB_CACHE/models--OWNER--NAME/snapshots/
@@ -7,7 +8,7 @@ import { join } from 'node:path';
  * content; the size is checked too, since an interrupted download is not a valid file.
  */
 export async function hfSnapshotFile(hfCacheDir: string, repo: string, commit: string, file: string, size: number): Promise<string | undefined> {
-  if (!/^[0-9a-f]{40}$/.test(commit)) return undefined;
+  if (!isCommit(commit)) return undefined;
   const path = join(hfCacheDir, `models--${repo.replace('/', '--')}`, 'snapshots', commit, ...file.split('/'));
   try {
     const s = await stat(path);

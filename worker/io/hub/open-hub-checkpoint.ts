@@ -3,7 +3,7 @@ import type { ByteSource } from '../byte-source.js';
 import { assembleCheckpoint, type Checkpoint } from '../checkpoint.js';
 import type { HubStats } from './client.js';
 import type { HubOptions } from './options.js';
-import { openRevision, type WeightFileInfo } from './revision.js';
+import { openPinnedStore, openRevision, type HubStore, type WeightFileInfo } from './revision.js';
 import { warmRangeCache } from './warm-cache.js';
 
 /** A checkpoint read from the hub: the local Checkpoint shape plus where it came from. */
@@ -41,13 +41,25 @@ export async function describeRevision(
   return { commit: rev.commit, config: rev.config, files: rev.weightFiles, stats: rev.client.stats };
 }
 
+/** Stores of pinned revisions opened with the environment's settings, one per thread. */
+const pinned = new Map<string, Promise<HubStore>>();
+
 /**
  * One file by the name a remote TensorInfo's source carries (`hf://OWNER/NAME@COMMIT/FILE`),
- * for code that reopens sources by name in another thread (the --full shards).
+ * for code that reopens sources by name in another thread (the --full shards). Without
+ * `options` the revision's store is opened once and kept: every shard of a run opens its
+ * files here, and they share one client (its request bound and concurrency limit).
  */
-export async function openHubFile(name: string, options: HubOptions = {}): Promise<ByteSource> {
+export async function openHubFile(name: string, options?: HubOptions): Promise<ByteSource> {
   const m = /^(hf:\/\/[^@]+@[0-9a-f]{40})\/(.+)$/.exec(name);
   if (!m) throw new UsageError(`${name}: not a pinned hub file name (hf://OWNER/NAME@COMMIT/FILE)`);
-  const rev = await openRevision(m[1], options);
-  return rev.store.open(m[2]);
+  if (options) return (await openPinnedStore(m[1], options)).open(m[2]);
+  let store = pinned.get(m[1]);
+  if (!store) {
+    store = openPinnedStore(m[1], {});
+    pinned.set(m[1], store);
+    // A failure (the hub unreachable) is not kept: the next shard tries again.
+    store.catch(() => pinned.delete(m[1]));
+  }
+  return (await store).open(m[2]);
 }

@@ -2,7 +2,7 @@ import { InputError, IntegrityError, TransportError } from '../../../proto/error
 import { FileByteSource, type ByteSource } from '../byte-source.js';
 import { chooseWeights, parseJson, shardFiles, WEIGHT_FILES, type CheckpointStore, type WeightFiles } from '../checkpoint.js';
 import { HttpByteSource } from '../http-byte-source.js';
-import { HubCache } from './cache.js';
+import { HubCache, isCommit } from './cache.js';
 import { CachedByteSource } from './cached-source.js';
 import { HubClient, type TreeFile } from './client.js';
 import { hfSnapshotFile } from './hf-cache.js';
@@ -16,7 +16,6 @@ import { parseHubRef, refLabel, type HubRef } from './ref.js';
  * says where the branch points now); everything else is cached by commit.
  */
 
-const isCommit = (s: string) => /^[0-9a-f]{40}$/.test(s);
 
 export interface WeightFileInfo {
   path: string;
@@ -136,6 +135,20 @@ async function treeOf(client: HubClient, cache: HubCache, ref: HubRef, commit: s
   return files;
 }
 
+async function storeAt(client: HubClient, cache: HubCache, ref: HubRef, commit: string): Promise<HubStore> {
+  return new HubStore(client, cache, ref, commit, new Map((await treeOf(client, cache, ref, commit)).map((f) => [f.path, f])));
+}
+
+/**
+ * The files of `hf://OWNER/NAME@COMMIT`, a revision already pinned (as the names of a hub
+ * TensorInfo's sources are): only the tree is needed, from the cache when it holds it.
+ */
+export async function openPinnedStore(refText: string, options: HubOptions): Promise<HubStore> {
+  const ref = parseHubRef(refText);
+  const opts = resolveHubOptions(options);
+  return storeAt(new HubClient(opts), new HubCache(opts.cacheDir), ref, ref.revision);
+}
+
 /** Pins `ref` to a commit and finds its weight files, without reading any weight bytes. */
 export async function openRevision(refText: string, options: HubOptions): Promise<Revision> {
   const ref = parseHubRef(refText);
@@ -145,8 +158,8 @@ export async function openRevision(refText: string, options: HubOptions): Promis
   const { commit, configText } = await commitAndConfig(client, cache, ref);
   const config = parseJson(configText, `${refLabel(ref, commit)}/config.json`);
   if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new InputError(`${refLabel(ref, commit)}/config.json: not a JSON object`);
-  const tree = new Map((await treeOf(client, cache, ref, commit)).map((f) => [f.path, f]));
-  const store = new HubStore(client, cache, ref, commit, tree);
+  const store = await storeAt(client, cache, ref, commit);
+  const { tree } = store;
 
   const first = WEIGHT_FILES.find((f) => tree.has(f));
   if (!first) throw new InputError(`${refLabel(ref, commit)}: no ${WEIGHT_FILES.slice(0, -1).join(', ')} or ${WEIGHT_FILES[WEIGHT_FILES.length - 1]} in the repository`);

@@ -1,4 +1,5 @@
 import type { ByteSource } from '../byte-source.js';
+import { inLanes } from '../in-lanes.js';
 import { CachedByteSource } from './cached-source.js';
 
 /**
@@ -13,18 +14,15 @@ const CHUNK_BYTES = 16 << 20;
 const CONCURRENT = 4;
 
 export async function warmRangeCache(ranges: ReadonlyArray<{ source: ByteSource; start: number; end: number }>): Promise<void> {
-  const jobs: Array<() => Promise<unknown>> = [];
+  const chunks: Array<{ source: CachedByteSource; at: number; to: number }> = [];
   for (const { source, start, end } of ranges) {
     // A file from the user's Hugging Face cache is already local: nothing to warm.
     if (!(source instanceof CachedByteSource)) continue;
-    for (let at = start; at < end; at += CHUNK_BYTES) {
-      const to = Math.min(end, at + CHUNK_BYTES);
-      jobs.push(() => source.read(at, to));
-    }
+    for (let at = start; at < end; at += CHUNK_BYTES) chunks.push({ source, at, to: Math.min(end, at + CHUNK_BYTES) });
   }
-  let next = 0;
-  const lane = async () => {
-    while (next < jobs.length) await jobs[next++]();
-  };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENT, jobs.length) }, lane));
+  await inLanes(chunks.length, CONCURRENT, async (k) => {
+    const { source, at, to } = chunks[k];
+    // A rerun finds it all cached: checked, not read back from disk for nothing.
+    if (!(await source.covers(at, to))) await source.read(at, to);
+  });
 }
