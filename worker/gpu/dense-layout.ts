@@ -1,6 +1,6 @@
 import type { BoxMass } from '../kernel/box-mass.js';
 import { powerTable, type PowerTable } from '../kernel/power-table.js';
-import { indexer, presentBuckets } from '../kernel/partition-sums.js';
+import { indexer, selectNodes, type Selection } from '../kernel/partition-sums.js';
 
 /**
  * Host side of the float32 kernels: which nodes and rows a shard has, and its box masses
@@ -10,34 +10,24 @@ import { indexer, presentBuckets } from '../kernel/partition-sums.js';
  * terms instead of hits × Q: equal on full-NIN shards (a node with thousands of edges hits
  * nearly every bucket), wasteful on sparse ones, which the caller leaves to f64.
  */
-export interface ShardLayout {
-  selected: number;
+export interface ShardLayout extends Selection {
   /** Indices of the selected nodes, ascending. */
   nodes: Uint32Array;
-  /** Buckets hit by selected nodes, ascending (the f64 path's `present`). */
-  present: Int32Array;
-  /** Largest N_i = 1 + |K_i| over selected nodes (1 when none). */
-  maxN: number;
   /** Box-mass entries of the selected nodes: the f64 path's work per q. */
   hits: number;
 }
 
-/** The f64 path's selection rule and present set, with the selected nodes listed. */
+/** The f64 path's selection (kernel/partition-sums selectNodes), with the selected nodes listed. */
 export function shardLayout(box: BoxMass, minNeighbors: number): ShardLayout {
-  const isSelected = new Uint8Array(box.nodes);
-  let selected = 0;
-  let maxN = 1;
+  const selection = selectNodes(box, minNeighbors);
+  const nodes = new Uint32Array(selection.selected);
   let hits = 0;
-  for (let i = 0; i < box.nodes; i++) {
-    if (!(box.kept[i] > minNeighbors)) continue;
-    isSelected[i] = 1;
-    selected++;
-    maxN = Math.max(maxN, box.kept[i] + 1);
+  for (let i = 0, s = 0; i < box.nodes; i++) {
+    if (!selection.isSelected[i]) continue;
+    nodes[s++] = i;
     hits += box.offsets[i + 1] - box.offsets[i];
   }
-  const nodes = new Uint32Array(selected);
-  for (let i = 0, s = 0; i < box.nodes; i++) if (isSelected[i]) nodes[s++] = i;
-  return { selected, nodes, present: presentBuckets(box, isSelected), maxN, hits };
+  return { ...selection, nodes, hits };
 }
 
 /** Row of a present bucket in the sparse layout: present[k] is row k + 1 (row 0 is below them all). */

@@ -1,6 +1,6 @@
 import type { BoxMass } from '../kernel/box-mass.js';
 import type { BackendName } from './backends.js';
-import { partitionSums, type PartitionPartial } from '../kernel/partition-sums.js';
+import { partitionSumsOf, type PartitionPartial } from '../kernel/partition-sums.js';
 import { DEFAULT_BLOCK, blockSumsProgram } from './block-sums-program.js';
 import { denseChunk, float32Powers, rowIndexer, shardLayout, type ShardLayout } from './dense-layout.js';
 import { GpuKernelError, reasonOf } from './errors.js';
@@ -153,19 +153,20 @@ export class GpuPartitionSums {
   async partitionSums(box: BoxMass, q: Float64Array, minNeighbors: number): Promise<BackendPartial> {
     const layout = shardLayout(box, minNeighbors);
     const plan = planShard(layout, q, this.options);
-    if (!plan.run) return this.f64(box, q, minNeighbors, plan.kind, plan.reason);
-    if (this.failure) return this.f64(box, q, minNeighbors, 'off', `${this.runner.mode} is off after a failure: ${this.failure}`);
+    if (!plan.run) return this.f64(box, q, layout, plan.kind, plan.reason);
+    if (this.failure) return this.f64(box, q, layout, 'off', `${this.runner.mode} is off after a failure: ${this.failure}`);
     try {
       const partial = await partitionSumsOnRunner(this.runner, this.program, box, q, layout, plan);
       return { ...partial, backend: this.runner.mode };
     } catch (err) {
       this.failure = reasonOf(err);
-      return this.f64(box, q, minNeighbors, 'failed', this.failure);
+      return this.f64(box, q, layout, 'failed', this.failure);
     }
   }
 
-  private f64(box: BoxMass, q: Float64Array, minNeighbors: number, kind: FallbackKind, reason: string): BackendPartial {
-    return { ...partitionSums(box, q, minNeighbors), backend: 'f64', fallbackKind: kind, fallbackReason: reason };
+  /** The f64 kernel on the selection the layout already made. */
+  private f64(box: BoxMass, q: Float64Array, layout: ShardLayout, kind: FallbackKind, reason: string): BackendPartial {
+    return { ...partitionSumsOf(box, q, layout), backend: 'f64', fallbackKind: kind, fallbackReason: reason };
   }
 
   close(): Promise<void> {

@@ -89,7 +89,21 @@ export function indexer(present: Int32Array): (b: number) => number {
  * accurate to a few ulp even where (1/N)^q is huge.
  */
 export function partitionSums(box: BoxMass, q: Float64Array, minNeighbors: number): PartitionPartial {
-  const Q = q.length;
+  return partitionSumsOf(box, q, selectNodes(box, minNeighbors));
+}
+
+/** Which nodes of a shard count (more than minNeighbors neighbours within the threshold). */
+export interface Selection {
+  /** 1 for a selected node. */
+  isSelected: Uint8Array;
+  selected: number;
+  /** Buckets hit by selected nodes, ascending. */
+  present: Int32Array;
+  /** Largest N_i = 1 + |K_i| over selected nodes (1 when none). */
+  maxN: number;
+}
+
+export function selectNodes(box: BoxMass, minNeighbors: number): Selection {
   const isSelected = new Uint8Array(box.nodes);
   let selected = 0;
   let maxN = 1;
@@ -100,7 +114,12 @@ export function partitionSums(box: BoxMass, q: Float64Array, minNeighbors: numbe
       maxN = Math.max(maxN, box.kept[i] + 1);
     }
   }
-  const present = presentBuckets(box, isSelected);
+  return { isSelected, selected, present: presentBuckets(box, isSelected), maxN };
+}
+
+/** partitionSums for a selection already made (the GPU path makes it to plan its kernels). */
+export function partitionSumsOf(box: BoxMass, q: Float64Array, { isSelected, selected, present, maxN }: Selection): PartitionPartial {
+  const Q = q.length;
   const P = present.length;
   const sums = new Float64Array((P + 1) * Q);
   if (selected === 0) return { selected, present, sums };
