@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeSyntheticNeox } from '../coordinator/demo/synthetic-neox.js';
 import { writeNpyEdges } from '../worker/io/npy.js';
+import { lcg } from '../worker/kernel/lcg.js';
 
 /** Benchmark inputs, generated once into .bench-data/ (git-ignored) and reused. */
 export const dataDir = join(process.cwd(), '.bench-data');
@@ -25,8 +26,7 @@ export function edges4m(log: (s: string) => void): Promise<string> {
       const nodes = 16384;
       const degree = 256;
       const rows = new Float64Array(nodes * degree * 3);
-      let s = 99;
-      const rand = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
+      const rand = lcg(99);
       let j = 0;
       for (let i = 0; i < nodes; i++) {
         const scale = 0.01 * Math.exp(rand() - 0.5);

@@ -9,29 +9,16 @@ import { acquireNavigatorGpu, releaseNavigatorGpu } from '../worker/gpu/webgpu-n
 import { boxMassFromCodeHistogram, type BoxMass } from '../worker/kernel/box-mass.js';
 import { partitionSums, type PartitionPartial } from '../worker/kernel/partition-sums.js';
 import { matrixBlocks, matrixHistogram } from '../worker/matrix-histogram.js';
+import { f16BitsToNumber } from '../worker/io/dtype.js';
+import { float64ToF16Bits } from '../worker/io/safetensors-writer.js';
+import type { BenchSection } from './cli-runs.js';
+import { lcg } from '../worker/kernel/lcg.js';
 
 const q = Array.from({ length: 61 }, (_, k) => Math.round(-300 + 10 * k) / 100);
 const params: MfaParams = { threshold: 150, decimals: 0, minNeighbors: 10, q };
 const qs = Float64Array.from(q);
 const U = 2 ** -24;
 
-/** A seeded LCG: every run benchmarks the same weights. */
-function lcg(seed: number): () => number {
-  return () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-/** float → IEEE half bits (round half up; subnormals flushed): good enough for benchmark weights. */
-function halfBits(x: number): number {
-  f32[0] = x;
-  const b = u32[0];
-  const sign = (b >>> 16) & 0x8000;
-  const exp = ((b >>> 23) & 0xff) - 112;
-  if (exp <= 0) return sign;
-  if (exp >= 31) return sign | 0x7c00;
-  return sign | Math.min(0x7bff, (exp << 10) + (((b & 0x7fffff) + 0x1000) >> 13));
-}
 
 /** A Linear weight [out, in] in float16, half-way to trained: Laplace with per-row scales around 0.02. */
 function f16Matrix(out: number, inputs: number, rand: () => number): Uint8Array {
@@ -40,7 +27,7 @@ function f16Matrix(out: number, inputs: number, rand: () => number): Uint8Array 
     const s = 0.02 * Math.exp(0.5 * (rand() - 0.5));
     for (let c = 0; c < inputs; c++) {
       const u = rand() - 0.5;
-      bits[r * inputs + c] = halfBits(-Math.sign(u) * Math.log(1 - 2 * Math.abs(u)) * s);
+      bits[r * inputs + c] = float64ToF16Bits(-Math.sign(u) * Math.log(1 - 2 * Math.abs(u)) * s);
     }
   }
   return new Uint8Array(bits.buffer);
@@ -66,10 +53,8 @@ const M = (x: number) => `${(x / 1e6).toFixed(0)}M`;
  * shards a pythia-1b full NIN produces (hidden 2048: dense_h_to_4h is 2048 nodes × 8192
  * out-edges, dense_4h_to_h 8192 × 2048), and what bucketing costs beside it. `say` gets the
  * result lines as they are measured, ready for bench/RESULTS.md; `log` what is being done.
- * `quick` times each case once.
  */
-export async function benchGpu(say: (line: string) => void, log: (line: string) => void, options: { quick?: boolean } = {}): Promise<void> {
-  const quick = options.quick ?? false;
+export const benchGpu: BenchSection = async (say, log) => {
   const rand = lcg(1234);
   say(`gpu bench: ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}, load ${loadavg()[0].toFixed(1)}`);
   log('gpu bench: probing backends');
@@ -88,7 +73,7 @@ export async function benchGpu(say: (line: string) => void, log: (line: string) 
     const edges = out * inputs;
 
     // Bucketing: the full-NIN path, weights → code histogram → box masses.
-    const bucketing = await best(quick ? 1 : 3, async () => {
+    const bucketing = await best(3, async () => {
       const { hist } = await matrixHistogram([part], inputs, 0, inputs, params, { inline });
       return boxMassFromCodeHistogram(hist, inputs, params);
     });
@@ -99,12 +84,12 @@ export async function benchGpu(say: (line: string) => void, log: (line: string) 
     const hits = box.buckets.length;
     say(`pythia-1b ${label} shard (${inputs} nodes × ${out} F16 out-edges): selected ${ref.selected}, ${P} radii, ${q.length} q → ${M(terms)} node·bucket·q terms (f64 does ${M(hits * q.length)} hit·q)`);
 
-    const f64 = await best(quick ? 1 : 3, () => partitionSums(box, qs, params.minNeighbors));
+    const f64 = await best(3, () => partitionSums(box, qs, params.minNeighbors));
     say(`  f64: ${f64.ms.toFixed(1)} ms, ${M((terms / f64.ms) * 1e3)} terms/s (1.00×)`);
     for (const mode of gpuModes) {
       const gpu = new GpuPartitionSums(await createGpujsRunner(mode), { cpuForwardTerms: 0 });
       try {
-        const r = await best(mode === 'cpu' || quick ? 1 : 3, () => gpu.partitionSums(box, qs, params.minNeighbors));
+        const r = await best(mode === 'cpu' ? 1 : 3, () => gpu.partitionSums(box, qs, params.minNeighbors));
         if (r.value.backend !== mode) {
           say(`  ${mode}: ran on ${r.value.backend} (${r.value.fallbackReason})`);
           continue;
@@ -120,7 +105,7 @@ export async function benchGpu(say: (line: string) => void, log: (line: string) 
       }
     }
     // What the float32 path costs on the host before any kernel runs: layout, tables, dense n.
-    const host = await best(quick ? 1 : 3, () => {
+    const host = await best(3, () => {
       const layout = shardLayout(box, params.minNeighbors);
       const powers = float32Powers(qs, layout.maxN);
       const rowsPad = Math.ceil((layout.present.length + 1) / 8) * 8;
@@ -129,7 +114,7 @@ export async function benchGpu(say: (line: string) => void, log: (line: string) 
     say(`  float32 path host floor (layout + dense n + N^-q, tables cached): ${host.ms.toFixed(1)} ms (${((100 * host.ms) / f64.ms).toFixed(0)}% of f64's whole stage)`);
 
     // Bucketing beside it, and what moving it onto gpu.js would start from.
-    const stage = await best(quick ? 1 : 3, () => {
+    const stage = await best(3, () => {
       const bits = new Uint16Array(raw.buffer, raw.byteOffset, edges);
       const staged = new Float32Array(edges);
       for (let e = 0; e < edges; e++) staged[e] = bits[e]; // gpu.js takes float arrays only
@@ -142,22 +127,22 @@ export async function benchGpu(say: (line: string) => void, log: (line: string) 
     for (const mode of gpuModes.filter((m) => m !== 'cpu')) {
       // On the CPU-bound webasm a slice says enough; a GPU gets the whole shard.
       const sub = mode === 'webasm' ? 32 : inputs;
-      const ms = await gatherHistogramMs(mode, raw, out, inputs, sub, quick);
+      const ms = await gatherHistogramMs(mode, raw, out, inputs, sub);
       const rate = ((sub * out) / ms) * 1e3;
       say(`  gather-histogram kernel on ${mode} (gpu.js has no atomics: one thread per node × bucket scans the node's edges), ${sub} nodes: ${M(rate)} edges/s, ${(((edges / rate) * 1e3) / bucketing.ms).toFixed(2)}× the CPU bucketing time (upload included, staging not)`);
     }
   }
-}
+};
 
 /** Times a gpu.js histogram written the only way gpu.js allows (a gather per bucket) on `sub` nodes. */
-async function gatherHistogramMs(mode: GpujsMode, raw: Uint8Array, out: number, inputs: number, sub: number, quick: boolean): Promise<number> {
+async function gatherHistogramMs(mode: GpujsMode, raw: Uint8Array, out: number, inputs: number, sub: number): Promise<number> {
   const { GPU } = ((await import('gpu.js')) as unknown as { default: { GPU: new (o: object) => any } }).default;
   if (mode === 'webgpu') await acquireNavigatorGpu();
   const gpu = new GPU({ mode: mode === 'gl' ? 'headlessgl' : mode });
   const bits = new Uint16Array(raw.buffer, raw.byteOffset, out * inputs);
   // Node c's out-edges, contiguous per node, as float32 weights (decoded on the host).
   const w = new Float32Array(sub * out);
-  for (let c = 0; c < sub; c++) for (let r = 0; r < out; r++) w[c * out + r] = halfToNumber(bits[r * inputs + c]);
+  for (let c = 0; c < sub; c++) for (let r = 0; r < out; r++) w[c * out + r] = f16BitsToNumber(bits[r * inputs + c]);
   const kernel = gpu.createKernel(
     `function (w, degree, lo, threshold) {
       let n = 0;
@@ -170,15 +155,8 @@ async function gatherHistogramMs(mode: GpujsMode, raw: Uint8Array, out: number, 
     { output: [150, sub], loopMaxIterations: out + 1, precision: 'single' },
   );
   await kernel(w, out, 1, 150); // compile outside the timing
-  const t = await best(quick ? 1 : 2, () => kernel(w, out, 1, 150));
+  const t = await best(2, () => kernel(w, out, 1, 150));
   await gpu.destroy();
   if (mode === 'webgpu') await releaseNavigatorGpu();
   return t.ms;
-}
-
-function halfToNumber(h: number): number {
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  const v = e === 0 ? m * 2 ** -24 : e === 31 ? Infinity : (1 + m / 1024) * 2 ** (e - 15);
-  return h & 0x8000 ? -v : v;
 }

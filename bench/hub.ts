@@ -5,6 +5,7 @@ import { analyzeModel, type AnalyzeOptions } from '../coordinator/analysis/model
 import { PiscinaBackend } from '../worker/backends/piscina.js';
 import { MockHub } from '../test/helpers/mock-hub.js';
 import { dataDir, pythiaShaped } from './datasets.js';
+import type { BenchSection } from './cli-runs.js';
 
 /**
  * Reading checkpoints from the hub: a pythia-410m-shaped checkpoint (float16, hidden 1024,
@@ -17,12 +18,22 @@ import { dataDir, pythiaShaped } from './datasets.js';
 const REPO = 'EleutherAI/pythia-410m-shaped';
 const LATENCY_MS = 20;
 
-export async function benchHub(say: (line: string) => void, log: (line: string) => void): Promise<void> {
+export const benchHub: BenchSection = async (say, log) => {
   const dir = await pythiaShaped('pythia-410m', 1024, 24, log);
   const hub = await MockHub.start();
   const cacheDir = join(dataDir, 'hub-bench-cache');
   const saved = { ...process.env };
   const backend = new PiscinaBackend(4);
+  /** One timed run: requests, bytes and seconds as the mock counted them. */
+  const run = async (label: string, fn: () => Promise<{ fileBytes?: number }>) => {
+    hub.resetCounters();
+    const t0 = performance.now();
+    const r = await fn();
+    const s = (performance.now() - t0) / 1000;
+    const bytes = hub.bytesServed.hub + hub.bytesServed.cdn;
+    const share = r.fileBytes ? ` (${((100 * bytes) / r.fileBytes).toFixed(2)}% of ${(r.fileBytes / 1e6).toFixed(0)} MB)` : '';
+    say(`hub: ${label}: ${hub.log.length} requests, ${(bytes / 1e6).toFixed(2)} MB${share}, ${s.toFixed(2)} s per checkpoint`);
+  };
   try {
     log('loading the checkpoint into the mock hub ...');
     await hub.addCommitFromDir(REPO, dir);
@@ -30,25 +41,19 @@ export async function benchHub(say: (line: string) => void, log: (line: string) 
     Object.assign(process.env, { HF_ENDPOINT: hub.hubUrl, NEUROMFA_CACHE: cacheDir, HF_HUB_CACHE: join(cacheDir, 'no-hf-cache') });
     delete process.env.HF_TOKEN;
     const params = { threshold: 150, decimals: 0, minNeighbors: 10, q: Array.from({ length: 61 }, (_, i) => (i * 10 - 300) / 100) };
+    const optsFor = (samples: number[]): AnalyzeOptions => ({ samples, layerSample: 32, params, shardsPerSample: 4, shardBytes: 32 << 20 });
+    const analyze = (opts: AnalyzeOptions) => async () => (await analyzeModel(`hf://${REPO}`, opts, backend)).stats;
+    const ten = Array.from({ length: 10 }, (_, i) => i);
     say(`hub: pythia-410m-shaped (F16, hidden 1024, 24 blocks), mock hub with ${LATENCY_MS} ms per request, at most 8 requests in flight`);
-    for (const samples of [[0], Array.from({ length: 10 }, (_, i) => i)]) {
-      const opts: AnalyzeOptions = { samples, layerSample: 32, params, shardsPerSample: 4, shardBytes: 32 << 20 };
+    for (const samples of [[0], ten]) {
+      const opts = optsFor(samples);
       const what = samples.length === 1 ? 'sample 0' : 'samples 0-9';
       await rm(cacheDir, { recursive: true, force: true });
-      const run = async (label: string, fn: () => Promise<{ fileBytes?: number }>) => {
-        hub.resetCounters();
-        const t0 = performance.now();
-        const r = await fn();
-        const s = (performance.now() - t0) / 1000;
-        const bytes = hub.bytesServed.hub + hub.bytesServed.cdn;
-        const share = r.fileBytes ? ` (${((100 * bytes) / r.fileBytes).toFixed(2)}% of ${(r.fileBytes / 1e6).toFixed(0)} MB)` : '';
-        say(`hub: ${what}, ${label}: ${hub.log.length} requests, ${(bytes / 1e6).toFixed(2)} MB${share}, ${s.toFixed(2)} s per checkpoint`);
-      };
-      await run('cold', async () => (await analyzeModel(`hf://${REPO}`, opts, backend)).stats);
-      await run('range cache', async () => (await analyzeModel(`hf://${REPO}`, opts, backend)).stats);
+      await run(`${what}, cold`, analyze(opts));
+      await run(`${what}, range cache`, analyze(opts));
       const series = () => runSeries([{ label: 'main', model: `hf://${REPO}` }], opts, backend, undefined, { keepDuplicates: false });
       await series();
-      await run('result cache (emergence rerun)', async () => {
+      await run(`${what}, result cache (emergence rerun)`, async () => {
         await series();
         return {};
       });
@@ -60,18 +65,11 @@ export async function benchHub(say: (line: string) => void, log: (line: string) 
     ]) {
       Object.assign(process.env, { NEUROMFA_HUB_CONCURRENCY: concurrency, NEUROMFA_HUB_GAP_KB: gapKb });
       await rm(cacheDir, { recursive: true, force: true });
-      hub.resetCounters();
-      const opts: AnalyzeOptions = { samples: Array.from({ length: 10 }, (_, i) => i), layerSample: 32, params, shardsPerSample: 4, shardBytes: 32 << 20 };
-      const t0 = performance.now();
-      const r = await analyzeModel(`hf://${REPO}`, opts, backend);
-      const bytes = hub.bytesServed.hub + hub.bytesServed.cdn;
-      say(
-        `hub: samples 0-9, cold, NEUROMFA_HUB_CONCURRENCY=${concurrency} NEUROMFA_HUB_GAP_KB=${gapKb}: ${hub.log.length} requests, ${(bytes / 1e6).toFixed(2)} MB (${((100 * bytes) / r.stats.fileBytes).toFixed(2)}%), ${((performance.now() - t0) / 1000).toFixed(2)} s per checkpoint`,
-      );
+      await run(`samples 0-9, cold, NEUROMFA_HUB_CONCURRENCY=${concurrency} NEUROMFA_HUB_GAP_KB=${gapKb}`, analyze(optsFor(ten)));
     }
   } finally {
     process.env = saved;
     await backend.close();
     await hub.stop();
   }
-}
+};

@@ -9,7 +9,7 @@ import { benchHub } from './hub.js';
  * `npm run bench [-- SECTION...]`: every section, or the ones named. Result lines go to
  * stdout, ready for bench/RESULTS.md; progress goes to stderr.
  */
-const sections: Record<string, BenchSection> = { core: benchCore, cluster: benchCluster, gpu: (say, log) => benchGpu(say, log), hub: benchHub };
+const sections: Record<string, BenchSection> = { core: benchCore, cluster: benchCluster, gpu: benchGpu, hub: benchHub };
 const asked = process.argv.slice(2);
 for (const name of asked) {
   if (!(name in sections)) {

@@ -154,7 +154,7 @@ test('a worker started with --backend webasm serves shards that say webasm and e
       t.true(worst <= SUMS_RELATIVE_BOUND, `shard ${task.id}: relative error ${worst}`);
     }
 
-    const metrics = await (await fetch(`http://127.0.0.1:${w.metricsPort}/metrics`)).text();
+    const metrics = await w.metrics();
     t.regex(metrics, /^neuromfa_worker_backend_info\{backend="webasm",device="webasm, 1 thread"\} 1$/m);
     t.regex(metrics, new RegExp(`^neuromfa_worker_backend_shards_total\\{backend="webasm"\\} ${tasks.length}$`, 'm'));
 

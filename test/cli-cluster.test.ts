@@ -3,18 +3,12 @@ import { join } from 'node:path';
 import { runCli } from './helpers/run-cli.js';
 import { conformanceDir } from './helpers/shared.js';
 import { makeTmpDir } from './helpers/tmp.js';
-import { startWorkerProcess, type WorkerProcess } from './helpers/worker-process.js';
+import { shardsDone, startWorkerProcess, type WorkerProcess } from './helpers/worker-process.js';
 
 const model = join(conformanceDir, 'gptneox', 'neox-f16-trained');
 // Small shards so every worker gets many: 96 KB of weights each.
 const common = ['analyze', model, '--full', '--json', '--shard-mb', '0.09'];
 const workers: WorkerProcess[] = [];
-
-/** Shards a worker has finished, from its Prometheus endpoint. */
-async function shardsDone(port: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return [...text.matchAll(/^neuromfa_worker_shards_total(?:\{[^}]*\})? (\d+)/gm)].reduce((a, m) => a + Number(m[1]), 0);
-}
 
 test.after.always(async () => {
   await Promise.all(workers.map((w) => w.stop('SIGTERM').catch(() => undefined)));
@@ -96,8 +90,8 @@ test.serial('SIGKILL of one of three workers mid-run: the run finishes with the 
     const run = runCli([...args, '--workers', three.map((w) => `grpc://${w.grpcAddress}`).join(',')]);
     // Kill worker 1 once it has finished a shard: the run is under way and it holds work.
     const since = Date.now();
-    while ((await shardsDone(three[1].metricsPort!)) < 1 && Date.now() - since < 60_000) await new Promise((r) => setTimeout(r, 20));
-    t.true((await shardsDone(three[1].metricsPort!)) >= 1, 'worker 1 took shards before it was killed');
+    while ((await shardsDone(three[1])) < 1 && Date.now() - since < 60_000) await new Promise((r) => setTimeout(r, 20));
+    t.true((await shardsDone(three[1])) >= 1, 'worker 1 took shards before it was killed');
     await three[1].kill();
     const remote = await run;
     t.is(remote.code, 0, remote.stderr);

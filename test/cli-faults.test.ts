@@ -11,7 +11,7 @@ import { natsServerMissing, NatsServer } from './helpers/nats-server.js';
 import { runCli } from './helpers/run-cli.js';
 import { cliPath, repoRoot } from './helpers/shared.js';
 import { makeTmpDir } from './helpers/tmp.js';
-import { startWorkerProcess, type WorkerProcess } from './helpers/worker-process.js';
+import { shardsDone, startWorkerProcess, type WorkerProcess } from './helpers/worker-process.js';
 
 /**
  * Faults of a cluster run through the CLI, as a user meets them: workers that answer garbage,
@@ -42,12 +42,6 @@ test.after.always(async () => {
   for (const s of servers) s.forceShutdown();
   await cleanup();
 });
-
-/** Shards a worker process has finished, from its Prometheus endpoint. */
-async function shardsDone(port: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  return [...text.matchAll(/^neuromfa_worker_shards_total(?:\{[^}]*\})? (\d+)/gm)].reduce((a, m) => a + Number(m[1]), 0);
-}
 
 /** Shard results a run has journaled under OUT/shards so far. */
 async function journaled(out: string): Promise<number> {
@@ -102,14 +96,14 @@ const natsMissing = natsServerMissing();
     for (let i = 0; i < 2; i++) two.push(await startWorkerProcess(['--threads', '1', '--nats', nats.url, '--model-root', dir, '--metrics-port', '0']));
     workers.push(...two);
     const run = runCli([...args(), '--nats', nats.url]);
-    await until('a shard done on NATS', async () => (await shardsDone(two[0].metricsPort!)) + (await shardsDone(two[1].metricsPort!)) >= 3);
+    await until('a shard done on NATS', async () => (await shardsDone(two[0])) + (await shardsDone(two[1])) >= 3);
     await nats.restart(500);
     const r = await run;
     t.is(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     t.deepEqual(out.samples, embedded.samples);
     t.is(out.stats.edges, embedded.stats.edges);
-    const total = (await shardsDone(two[0].metricsPort!)) + (await shardsDone(two[1].metricsPort!));
+    const total = (await shardsDone(two[0])) + (await shardsDone(two[1]));
     t.true(total >= embedded.stats.shards, `workers finished ${total} shards of ${embedded.stats.shards}`);
   } finally {
     await nats.stop();
@@ -137,7 +131,7 @@ test.serial('the coordinator SIGKILLed mid-run: --resume finishes it, recomputin
   t.deepEqual(r.samples, embedded.samples);
   t.is(r.stats.shards, embedded.stats.shards);
   t.is(r.stats.resumedShards, done);
-  t.is(await shardsDone(second.metricsPort!), embedded.stats.shards - done);
+  t.is(await shardsDone(second), embedded.stats.shards - done);
   t.is(await kept(), embedded.stats.shards, 'the resumed run journaled the rest');
 });
 

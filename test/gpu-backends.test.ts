@@ -20,14 +20,14 @@ import {
 import { blockSumsProgram } from '../worker/gpu/block-sums-program.js';
 import { shardLayout } from '../worker/gpu/dense-layout.js';
 import { createGpujsRunner, type BlockSumsCall, type GpujsMode } from '../worker/gpu/gpujs-runner.js';
+import { lcg } from '../worker/kernel/lcg.js';
 
 /** Backend selection, the typed errors, CPU forwarding and the fallback to f64. */
 const q = Float64Array.from({ length: 61 }, (_, k) => (k - 30) / 10);
 const statuses = await probeBackends();
 const here = new Map(statuses.map((s) => [s.name, s]));
 
-let seed = 99;
-const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
+const rand = lcg(99);
 
 /** nodes × degree distances uniform in (1.5, 140): dense in buckets, like a full-NIN shard. */
 function denseBox(nodes: number, degree: number): BoxMass {

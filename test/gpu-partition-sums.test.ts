@@ -11,6 +11,7 @@ import { partitionSums, type PartitionPartial } from '../worker/kernel/partition
 import { GpuPartitionSums, SUMS_RELATIVE_BOUND, UNIT_ROUNDOFF_F32, probeBackend, tauErrorBound, type BackendName } from '../worker/gpu/index.js';
 import { createGpujsRunner, type GpujsMode } from '../worker/gpu/gpujs-runner.js';
 import { conformanceDir, readJson } from './helpers/shared.js';
+import { lcg } from '../worker/kernel/lcg.js';
 
 /**
  * The float32 kernel against the float64 path, written once and run on every gpu.js backend
@@ -24,8 +25,7 @@ const statuses = await Promise.all(modes.map((m) => probeBackend(m)));
 const casesDir = join(conformanceDir, 'cases');
 const cases = readdirSync(casesDir).sort();
 
-let seed = 2024;
-const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
+const rand = lcg(2024);
 const gauss = () => Math.sqrt(-2 * Math.log(rand())) * Math.cos(2 * Math.PI * rand());
 const defaultQ = Float64Array.from({ length: 61 }, (_, k) => (k - 30) / 10);
 

@@ -15,7 +15,7 @@ import { NatsServer, natsServerMissing } from './helpers/nats-server.js';
 import { runCli } from './helpers/run-cli.js';
 import { conformanceDir, readJson } from './helpers/shared.js';
 import { makeTmpDir } from './helpers/tmp.js';
-import { startWorkerProcess, type WorkerProcess } from './helpers/worker-process.js';
+import { metricTotal, startWorkerProcess, type WorkerProcess } from './helpers/worker-process.js';
 
 /**
  * Real `neuromfa worker` processes: path confinement under --model-root, malformed and
@@ -94,7 +94,7 @@ test('path escapes are refused with an InputError the coordinator gets back; the
     t.false(err!.retryable, `${file}: permanent, never retried elsewhere`);
   }
   t.deepEqual(timeless(await backend.run(task)), want, 'still serving');
-  const metrics = await (await fetch(`http://127.0.0.1:${w.metricsPort}/metrics`)).text();
+  const metrics = await w.metrics();
   t.regex(metrics, new RegExp(`neuromfa_worker_errors_total\\{backend="threads",code="INPUT",transport="grpc"\\} ${escapes.length}`));
   t.regex(metrics, /neuromfa_worker_shards_total\{backend="threads",measure="mfa",outcome="ok",transport="grpc"\} 3/);
   t.regex(metrics, /neuromfa_worker_bytes_read_total\{backend="threads",transport="grpc"\} \d+/);
@@ -169,9 +169,8 @@ function slowTask(id: number): ShardTask {
   return { id, measure: 'mfa', params: { ...params, decimals: 3 }, input: { kind: 'groups', weights, stride: 1, offsets } };
 }
 
-async function inFlight(metricsPort: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  return Number(/^neuromfa_worker_shards_in_flight (\d+)/m.exec(text)?.[1] ?? 0);
+async function inFlight(w: WorkerProcess): Promise<number> {
+  return metricTotal(await w.metrics(), 'neuromfa_worker_shards_in_flight');
 }
 
 test('SIGTERM over gRPC: no new calls, every shard in flight answered, exit 0', async (t) => {
@@ -183,8 +182,8 @@ test('SIGTERM over gRPC: no new calls, every shard in flight answered, exit 0', 
   const since = Date.now();
   // All six uploaded (8 MB each) before the signal: a call still uploading at SIGTERM is
   // cancelled (handed back for a retry elsewhere), which is not what this test is about.
-  while ((await inFlight(w.metricsPort!)) < tasks.length && Date.now() - since < 60_000) await new Promise((r) => setTimeout(r, 10));
-  t.is(await inFlight(w.metricsPort!), tasks.length, 'every shard in flight before SIGTERM');
+  while ((await inFlight(w)) < tasks.length && Date.now() - since < 60_000) await new Promise((r) => setTimeout(r, 10));
+  t.is(await inFlight(w), tasks.length, 'every shard in flight before SIGTERM');
   const exited = w.stop('SIGTERM');
   const results = await Promise.all(running);
   t.deepEqual(results.map(timeless), (await Promise.all(tasks.map((task) => inProcess.run(task)))).map(timeless));
@@ -245,8 +244,8 @@ natsTest('NATS with user/password over TLS: the right credentials are served, wr
   const running = backend.run(slow);
   const since = Date.now();
   // Generous: on a loaded 2-core CI machine the chunked upload can take seconds.
-  while ((await inFlight(w.metricsPort!)) < 1 && Date.now() - since < 60_000) await new Promise((r) => setTimeout(r, 5));
-  t.true((await inFlight(w.metricsPort!)) >= 1, 'the shard reached the worker before SIGTERM');
+  while ((await inFlight(w)) < 1 && Date.now() - since < 60_000) await new Promise((r) => setTimeout(r, 5));
+  t.true((await inFlight(w)) >= 1, 'the shard reached the worker before SIGTERM');
   const exited = w.stop('SIGTERM');
   t.deepEqual(timeless(await running), timeless(await inProcess.run(slow)));
   t.deepEqual(await exited, { code: 0, signal: null });

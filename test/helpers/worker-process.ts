@@ -16,6 +16,8 @@ export interface WorkerProcess {
   /** JSON log lines parsed so far (stdout). */
   readonly logs: Array<Record<string, unknown>>;
   stderr(): string;
+  /** Its Prometheus /metrics text (needs --metrics-port). */
+  metrics(): Promise<string>;
   /** Resolves with the exit code (null when killed by a signal) and the signal. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -47,6 +49,7 @@ export function startWorkerProcess(args: string[], o: { env?: NodeJS.ProcessEnv;
         metricsPort: find('metrics listening')?.port as number | undefined,
         logs,
         stderr: () => err,
+        metrics: async () => (await fetch(`http://127.0.0.1:${find('metrics listening')?.port}/metrics`)).text(),
         exited,
         stop(signal = 'SIGTERM') {
           if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
@@ -78,4 +81,14 @@ export function startWorkerProcess(args: string[], o: { env?: NodeJS.ProcessEnv;
       reject(new Error(`worker exited (${code ?? signal}) before it was ready; stderr: ${err.trim()}`));
     });
   });
+}
+
+/** A counter or gauge summed over all its label sets, from Prometheus text. */
+export function metricTotal(text: string, name: string): number {
+  return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+}
+
+/** Shards a worker process has finished, from its metrics. */
+export async function shardsDone(w: WorkerProcess): Promise<number> {
+  return metricTotal(await w.metrics(), 'neuromfa_worker_shards_total');
 }

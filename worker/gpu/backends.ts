@@ -3,7 +3,7 @@ import { KERNEL_BACKENDS, type KernelBackend } from '../../proto/shard.js';
 import type { BoxMass } from '../kernel/box-mass.js';
 import { partitionSums } from '../kernel/partition-sums.js';
 import { BackendUnavailableError, reasonOf } from './errors.js';
-import { createGpujsRunner, type GpujsMode, type KernelRunner, type RunnerOptions } from './gpujs-runner.js';
+import { createGpujsRunner, type GpujsMode, type KernelRunner } from './gpujs-runner.js';
 import { GpuPartitionSums, type BackendPartial, type GpuPartitionOptions } from './partition-sums-gpu.js';
 import { selfTest } from './self-test.js';
 
@@ -39,9 +39,9 @@ export interface BackendStatus {
   device?: string;
 }
 
-export interface BackendOptions extends GpuPartitionOptions, RunnerOptions {
+export interface BackendOptions extends GpuPartitionOptions {
   /** Builds the runner of a gpu.js mode; tests put failing runners here. @default gpu.js */
-  createRunner?: (mode: GpujsMode, options: RunnerOptions) => Promise<KernelRunner>;
+  createRunner?: (mode: GpujsMode) => Promise<KernelRunner>;
 }
 
 /** `--backend` parsed at the CLI boundary; the message names the flag. */
@@ -86,7 +86,7 @@ class GpuBackend implements PartitionBackend {
 
 /** A gpu.js backend that has passed its self-test, or a throw saying why not. */
 async function openGpu(mode: GpujsMode, options: BackendOptions, passedOver: readonly BackendStatus[]): Promise<GpuBackend> {
-  const runner = await (options.createRunner ?? createGpujsRunner)(mode, options);
+  const runner = await (options.createRunner ?? createGpujsRunner)(mode);
   try {
     await selfTest(runner);
   } catch (err) {

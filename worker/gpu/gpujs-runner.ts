@@ -47,11 +47,6 @@ export interface KernelRunner {
   close(): Promise<void>;
 }
 
-export interface RunnerOptions {
-  /** webasm only: worker threads for one kernel call (gpu.js's pool). 1 keeps it on the calling thread. */
-  threads?: number;
-}
-
 let gpujs: Promise<GpujsModule> | null = null;
 
 /** gpu.js is loaded on first use: the f64 path and the CLI never pay for its parser. */
@@ -96,7 +91,7 @@ function glRenderer(): string {
  * gpu.js kernel that quietly degrades to its cpu backend (it does, with a console warning,
  * for anything a backend cannot take) is caught here and reported as a failure.
  */
-export async function createGpujsRunner(mode: GpujsMode, options: RunnerOptions = {}): Promise<KernelRunner> {
+export async function createGpujsRunner(mode: GpujsMode): Promise<KernelRunner> {
   const lib = await loadGpujs();
   let device: string;
   if (mode === 'webgpu') {
@@ -112,11 +107,12 @@ export async function createGpujsRunner(mode: GpujsMode, options: RunnerOptions 
     device = `headless-gl: ${glRenderer()}`;
   } else if (mode === 'webasm') {
     if (!lib.GPU.isWebAssemblySupported) throw new Error('WebAssembly is not supported by this runtime');
-    device = `webasm, ${options.threads && options.threads > 1 ? `${options.threads} threads` : '1 thread'}`;
+    // One thread: a pool thread's kernel call stays on that thread (gpu.js's own pool unused).
+    device = 'webasm, 1 thread';
   } else {
     device = 'gpu.js cpu (JavaScript)';
   }
-  return new GpujsRunner(lib, mode, device, options);
+  return new GpujsRunner(lib, mode, device);
 }
 
 class GpujsRunner implements KernelRunner {
@@ -128,7 +124,6 @@ class GpujsRunner implements KernelRunner {
     private readonly lib: GpujsModule,
     readonly mode: GpujsMode,
     readonly device: string,
-    private readonly options: RunnerOptions,
   ) {
     this.gpu = new lib.GPU({ mode: GPUJS_MODE[mode] });
   }
@@ -136,7 +131,6 @@ class GpujsRunner implements KernelRunner {
   private kernelFor(program: KernelProgram): GpujsKernel {
     let kernel = this.kernels.get(program.cacheKey);
     if (!kernel) {
-      const threads = this.options.threads ?? 1;
       kernel = this.gpu.createKernel(program.source, {
         output: [1, 1, 1],
         constants: { ...program.constants },
@@ -146,9 +140,8 @@ class GpujsRunner implements KernelRunner {
         dynamicArguments: true,
         precision: 'single',
         tactic: 'precision',
-        // webgpu is asynchronous whatever we ask; webasm uses threads only under asyncMode.
-        asyncMode: this.mode === 'webgpu' || (this.mode === 'webasm' && threads > 1),
-        ...(this.mode === 'webasm' && threads > 1 ? { poolSize: threads } : {}),
+        // webgpu is asynchronous whatever we ask.
+        asyncMode: this.mode === 'webgpu',
       });
       this.kernels.set(program.cacheKey, kernel);
     }

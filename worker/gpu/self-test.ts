@@ -2,6 +2,7 @@ import { blockSumsProgram } from './block-sums-program.js';
 import { GpuKernelError } from './errors.js';
 import type { KernelRunner } from './gpujs-runner.js';
 import { UNIT_ROUNDOFF_F32 } from './precision.js';
+import { lcg } from '../kernel/lcg.js';
 
 /**
  * What a backend must show before the registry calls it available: that its compiler kept
@@ -30,8 +31,7 @@ export async function selfTest(runner: KernelRunner): Promise<void> {
     throw new GpuKernelError(`${runner.mode} loses float32 compensation: canary sum ${got}, expected ${exact} (the compiler reassociates float additions)`);
   }
   // A small random case against the same float32 inputs summed in float64.
-  let seed = 12345;
-  const rand = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) + 0.5) / 4294967296;
+  const rand = lcg(12345);
   const rows = 3;
   const Q = 5;
   const stride = 40;
