@@ -189,8 +189,26 @@ export async function pickBackend(request: 'auto' | BackendName, options: Backen
  * device. Throws BackendUnavailableError for a name that cannot run here.
  */
 export async function resolveBackend(request: 'auto' | BackendName, options: BackendOptions = {}): Promise<Pick<PartitionBackend, 'name' | 'device' | 'passedOver'>> {
-  const backend = await pickBackend(request, options);
-  const resolved = { name: backend.name, device: backend.device, passedOver: backend.passedOver };
-  await backend.close();
-  return resolved;
+  if (options.createRunner) {
+    const backend = await pickBackend(request, options);
+    const resolved = { name: backend.name, device: backend.device, passedOver: backend.passedOver };
+    await backend.close();
+    return resolved;
+  }
+  // From the probes (each backend opened and self-tested once per process), so a worker that
+  // describes its backends and then settles one does not open the device a second time.
+  if (request !== 'auto') {
+    parseBackend(request);
+    const s = await probeBackend(request);
+    if (!s.available) throw new BackendUnavailableError(request, s.reason ?? 'unavailable');
+    return { name: request, device: s.device ?? '', passedOver: [] };
+  }
+  const passedOver: BackendStatus[] = [];
+  for (const name of AUTO_PRIORITY) {
+    const s = await probeBackend(name);
+    if (!s.available) passedOver.push(s);
+    else if (s.device && SOFTWARE_DEVICE.test(s.device)) passedOver.push({ ...s, reason: softwareReason(s.device) });
+    else return { name, device: s.device ?? '', passedOver };
+  }
+  return { name: 'f64', device: F64.device, passedOver };
 }
