@@ -69,6 +69,15 @@ test.serial('--resume reuses every finished shard of a run and gives the same nu
   }
 });
 
+test('coordinator TLS flags: a missing file names the flag; a client certificate needs its key', async (t) => {
+  const missing = await runCli([...common, '--workers', 'grpc://127.0.0.1:1', '--tls-ca', '/nonexistent-ca.pem']);
+  t.is(missing.code, 3);
+  t.regex(missing.stderr, /^neuromfa: --tls-ca \/nonexistent-ca\.pem: no such file\n$/);
+  const half = await runCli([...common, '--workers', 'grpc://127.0.0.1:1', '--tls-cert', '/nonexistent-cert.pem']);
+  t.is(half.code, 2);
+  t.regex(half.stderr, /^neuromfa: --tls-cert and --tls-key go together\n$/);
+});
+
 test('--ship-bytes without workers is a usage error', async (t) => {
   const r = await runCli([...common, '--ship-bytes']);
   t.is(r.code, 2);

@@ -20,6 +20,7 @@ import { silentLogger, type Logger } from './log.js';
 import { matrixBlocks } from './matrix-histogram.js';
 import { WorkerMetrics } from './metrics.js';
 import { confinePath } from './confine-path.js';
+import { bytesPerElement } from './io/dtype.js';
 
 export interface ServeOptions {
   /** Threads of the shard pool. */
@@ -207,7 +208,7 @@ export class ShardService {
     const input = task.input;
     // A well-formed message can still describe absurd work (rows = 2^50): the block list
     // alone would exhaust memory. Planned shards are tens of MB.
-    const weightBytes = input.parts.reduce((a, p) => a + p.rows * (input.colEnd - input.colStart) * BYTES[p.dtype], 0);
+    const weightBytes = input.parts.reduce((a, p) => a + p.rows * (input.colEnd - input.colStart) * bytesPerElement(p.dtype)!, 0);
     if (!(weightBytes <= MAX_SHARD_WEIGHT_BYTES)) {
       throw new InputError(`shard ${task.id} covers ${weightBytes} bytes of weights, over the worker's ${MAX_SHARD_WEIGHT_BYTES}: plan smaller shards (--shard-mb)`);
     }
@@ -252,5 +253,4 @@ export class ShardService {
   }
 }
 
-const BYTES: Record<MatrixPart['dtype'], number> = { F64: 8, F32: 4, F16: 2, BF16: 2 };
 const MAX_SHARD_WEIGHT_BYTES = 2 ** 32;

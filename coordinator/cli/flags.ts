@@ -1,4 +1,5 @@
-import { UsageError } from '../../proto/errors.js';
+import { readFile } from 'node:fs/promises';
+import { InputError, UsageError } from '../../proto/errors.js';
 import type { MfaParams } from '../../proto/shard.js';
 
 /** Flag parsers: each validates before any work starts and names its flag in the message. */
@@ -88,3 +89,15 @@ export function mfaParams(o: MfaFlagValues): MfaParams {
     q: parseQGrid(o.q),
   };
 }
+
+/** A file a flag names (a PEM certificate or key); a missing one is an InputError naming the flag. */
+export async function readPem(flag: string, path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new InputError(`${flag} ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
+  }
+}
+
+/** `--nats a,b`: the servers of one NATS cluster. */
+export const serverList = (list: string) => list.split(',').map((s) => s.trim()).filter(Boolean);

@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UsageError } from '../../proto/errors.js';
 import { DEFAULT_SUBJECT } from '../../proto/nats-chunks.js';
@@ -6,7 +5,7 @@ import type { ShardResult, ShardTask } from '../../proto/shard.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
 import { ClusterBackend, type ClusterEvent } from '../dispatch/cluster-backend.js';
 import { withInlineBytes } from '../plan/ship-bytes.js';
-import { parseNumber } from './flags.js';
+import { parseNumber, readPem, serverList } from './flags.js';
 
 /** Flags that send shards to remote workers instead of the local thread pool. */
 export function addClusterFlags(cmd: Command): void {
@@ -32,8 +31,8 @@ class ShipBytes implements ShardBackend {
   get concurrency(): number {
     return this.inner.concurrency;
   }
-  get liveWorkers(): number {
-    return this.inner.liveWorkers;
+  get workers(): number {
+    return this.inner.workers;
   }
   async run(task: ShardTask, options?: { signal?: AbortSignal }): Promise<ShardResult> {
     return this.inner.run(await withInlineBytes(task), options);
@@ -43,7 +42,7 @@ class ShipBytes implements ShardBackend {
   }
 }
 
-const readOpt = async (f: unknown) => (typeof f === 'string' ? readFile(f) : undefined);
+const readOpt = async (flag: string, f: unknown) => (typeof f === 'string' ? readPem(flag, f) : undefined);
 
 /** The remote backend the flags ask for, or undefined for the local thread pool. */
 export async function remoteBackend(o: Record<string, string | boolean | undefined>, onEvent: (e: ClusterEvent) => void): Promise<ShardBackend | undefined> {
@@ -58,7 +57,9 @@ export async function remoteBackend(o: Record<string, string | boolean | undefin
   if (o.workers) {
     // Transports are loaded when asked for: a local run does not pay for grpc-js and nats.
     const { GrpcBackend } = await import('../../worker/backends/grpc.js');
-    const tls = o.tlsCa ? { ca: await readOpt(o.tlsCa), cert: await readOpt(o.tlsCert), key: await readOpt(o.tlsKey) } : undefined;
+    if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new UsageError('--tls-cert and --tls-key go together');
+    // Any TLS flag means TLS: a client certificate without --tls-ca is checked against the system CAs.
+    const tls = o.tlsCa || o.tlsCert ? { ca: await readOpt('--tls-ca', o.tlsCa), cert: await readOpt('--tls-cert', o.tlsCert), key: await readOpt('--tls-key', o.tlsKey) } : undefined;
     const targets = (o.workers as string).split(',').map((s) => s.trim()).filter(Boolean);
     // A worker that is down at the start is left out (and reported); the run needs one.
     const settled = await Promise.allSettled(targets.map((t) => GrpcBackend.connect(t, { tls, deadlineMs, readyTimeoutMs: 30_000 })));
@@ -67,11 +68,11 @@ export async function remoteBackend(o: Record<string, string | boolean | undefin
     if (workers.length === 0) throw failed[0].reason;
     for (const f of failed) onEvent({ type: 'worker-lost', worker: f.target, reason: f.reason.message, live: workers.length });
   } else {
-    const ca = await readOpt(o.natsTlsCa);
+    const ca = await readOpt('--nats-tls-ca', o.natsTlsCa);
     const { NatsBackend } = await import('../../worker/backends/nats.js');
     workers = [
       await NatsBackend.connect({
-        servers: o.nats as string,
+        servers: serverList(o.nats as string),
         subject: o.subject as string,
         user: o.natsUser as string | undefined,
         pass: process.env.NEUROMFA_NATS_PASS,

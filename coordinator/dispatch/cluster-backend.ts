@@ -43,12 +43,14 @@ export class ClusterBackend implements ShardBackend {
   readonly name = 'cluster';
   private readonly slots: Slot[];
   private waiters: Array<() => void> = [];
+  private readonly shardDeadlineMs: number;
 
   constructor(
     workers: ShardBackend[],
     private readonly o: ClusterOptions = {},
   ) {
     this.slots = workers.map((backend) => ({ backend, inFlight: 0, failures: 0, dropped: false }));
+    this.shardDeadlineMs = o.shardDeadlineMs ?? 600_000;
   }
 
   /** Read each time: a queue's width follows the workers it has now. */
@@ -60,7 +62,8 @@ export class ClusterBackend implements ShardBackend {
     return this.slots.filter((s) => !s.dropped).reduce((a, s) => a + this.capacity(s), 0) || 1;
   }
 
-  get liveWorkers(): number {
+  /** Live workers: those not dropped, a queue counted by its members. */
+  get workers(): number {
     return this.slots.filter((s) => !s.dropped).reduce((a, s) => a + (s.backend.workers ?? 1), 0);
   }
 
@@ -77,7 +80,7 @@ export class ClusterBackend implements ShardBackend {
       const slot = await this.acquire(avoid, options.signal);
       slot.inFlight++;
       try {
-        const signal = AbortSignal.any([AbortSignal.timeout(this.o.shardDeadlineMs ?? 600_000), ...(options.signal ? [options.signal] : [])]);
+        const signal = AbortSignal.any([AbortSignal.timeout(this.shardDeadlineMs), ...(options.signal ? [options.signal] : [])]);
         const result = await slot.backend.run(task, { signal });
         const problem = resultProblem(task, result);
         if (problem) {
@@ -110,17 +113,18 @@ export class ClusterBackend implements ShardBackend {
   private drop(slot: Slot, reason: string): void {
     if (slot.dropped) return;
     slot.dropped = true;
-    this.o.onEvent?.({ type: 'worker-lost', worker: slot.backend.name, reason, live: this.liveWorkers });
+    this.o.onEvent?.({ type: 'worker-lost', worker: slot.backend.name, reason, live: this.workers });
     this.wake();
   }
 
   /** The least busy live worker with room, preferring one other than `avoid`; waits for room. */
   private async acquire(avoid: Slot | undefined, signal?: AbortSignal): Promise<Slot> {
-    const deadline = Date.now() + (this.o.noWorkerTimeoutMs ?? this.o.shardDeadlineMs ?? 600_000);
+    const waitMs = this.o.noWorkerTimeoutMs ?? this.shardDeadlineMs;
+    const deadline = Date.now() + waitMs;
     for (;;) {
       const live = this.slots.filter((s) => !s.dropped);
       if (live.length === 0 && Date.now() >= deadline) {
-        throw new TransportError(`every worker is gone (all failed or were dropped) and none came back within ${((this.o.noWorkerTimeoutMs ?? this.o.shardDeadlineMs ?? 600_000) / 1000).toFixed(0)} s`);
+        throw new TransportError(`every worker is gone (all failed or were dropped) and none came back within ${(waitMs / 1000).toFixed(0)} s`);
       }
       const free = live.filter((s) => s.inFlight < this.capacity(s)).sort((a, b) => a.inFlight / this.capacity(a) - b.inFlight / this.capacity(b));
       const pick = free.find((s) => s !== avoid) ?? free[0];
@@ -149,10 +153,15 @@ export class ClusterBackend implements ShardBackend {
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    const onAbort = () => {
       clearTimeout(t);
-      reject(signal.reason);
-    });
+      reject(signal!.reason);
+    };
+    // Removed when the wait ends: a run's signal sees one retry after another.
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -1,23 +1,14 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { InputError, UsageError } from '../../../proto/errors.js';
+import { UsageError } from '../../../proto/errors.js';
 import { parseBackend } from '../../../worker/gpu/backends.js';
 import { jsonLogger } from '../../../worker/log.js';
 import type { WorkerOptions } from '../../../worker/start-worker.js';
 import { DEFAULT_SUBJECT } from '../../../proto/nats-chunks.js';
 import { json, threadsFrom, type CliContext } from '../context.js';
-import { parseInteger, parseNumber } from '../flags.js';
+import { parseInteger, parseNumber, readPem, serverList } from '../flags.js';
 import type { CommandSpec } from './common.js';
 
 type Opts = Record<string, string | boolean | undefined>;
-
-async function readPem(flag: string, path: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (err) {
-    throw new InputError(`${flag} ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
-  }
-}
 
 /** Flags → WorkerOptions, every check before anything starts; messages name the flag. */
 export async function workerOptions(o: Opts, env: NodeJS.ProcessEnv = process.env): Promise<WorkerOptions> {
@@ -66,7 +57,7 @@ export async function workerOptions(o: Opts, env: NodeJS.ProcessEnv = process.en
       : undefined,
     nats: nats
       ? {
-          servers: nats.split(',').map((s) => s.trim()),
+          servers: serverList(nats),
           subject,
           user: o.natsUser as string | undefined,
           pass,
