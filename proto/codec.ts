@@ -15,6 +15,7 @@
 import { Packr } from 'msgpackr';
 import { MessageFormatError } from './errors.js';
 import { checkDescription, type WorkerDescription } from './describe.js';
+import { bucketRangeProblem, DECIMALS, MAX_DIMENSION, MAX_GROUP_STRIDE, MAX_MATRIX_PARTS, MAX_MIN_NEIGHBORS, MAX_Q_COUNT, MAX_SHARD_WEIGHT_BYTES, qGridProblem } from './limits.js';
 import { KERNEL_BACKENDS, type MatrixPart, type MfaParams, type NfdParams, type ShardInput, type ShardReply, type ShardResult, type ShardTask } from './shard.js';
 
 export const WIRE_VERSION = 1;
@@ -55,8 +56,17 @@ function unpack(bytes: Uint8Array, what: string): Record<string, unknown> {
 
 // ---- shape checks: each names the field it rejects ----
 
-const bad = (path: string, want: string, got: unknown) =>
-  new MessageFormatError(`${path}: expected ${want}, got ${got instanceof Uint8Array ? `${got.length} bytes` : JSON.stringify(got)?.slice(0, 60) ?? typeof got}`);
+/** A short description of a rejected value: never stringifies a huge array or map whole. */
+function describeValue(got: unknown): string {
+  if (got instanceof Uint8Array) return `${got.length} bytes`;
+  if (Array.isArray(got)) return `an array of ${got.length} items`;
+  if (ArrayBuffer.isView(got)) return `[${Array.from(got as Uint32Array).slice(0, 8).join(', ')}]`;
+  if (typeof got === 'string') return JSON.stringify(got.length > 60 ? `${got.slice(0, 60)}…` : got);
+  if (typeof got === 'object' && got !== null) return 'a map';
+  return String(got);
+}
+
+const bad = (path: string, want: string, got: unknown) => new MessageFormatError(`${path}: expected ${want}, got ${describeValue(got)}`);
 
 function obj(v: unknown, path: string): Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) throw bad(path, 'a map', v);
@@ -129,7 +139,15 @@ export function decodeTask(bytes: Uint8Array): ShardTask {
   const p = obj(o.params, 'params');
   const threshold = num(p.threshold, 'params.threshold');
   if (!(threshold > 1)) throw bad('params.threshold', 'a number > 1', threshold);
-  const decimals = int(p.decimals, 'params.decimals', 0, 6);
+  const decimals = int(p.decimals, 'params.decimals', DECIMALS.min, DECIMALS.max);
+  // The same limits the CLI enforces (proto/limits.ts): a task the CLI could not have sent is malformed.
+  const range = bucketRangeProblem(threshold, decimals);
+  if (range) throw new MessageFormatError(`params: ${range}`);
+  if (measure === 'mfa') {
+    // Checked before the input is copied: 2,000,000 q values must cost nothing to refuse.
+    const qBytes = bin(p.q, 'params.q');
+    if (qBytes.byteLength > MAX_Q_COUNT * 8) throw bad('params.q', `at most ${MAX_Q_COUNT} values`, qBytes);
+  }
   const input = decodeInput(obj(o.input, 'input'));
   if (measure === 'nfd') {
     if (input.kind !== 'groups') throw bad('input.kind', 'groups (nfd shards are edge lists)', input.kind);
@@ -137,19 +155,19 @@ export function decodeTask(bytes: Uint8Array): ShardTask {
     return { id, measure, params, input };
   }
   const q = Array.from(typed(p.q, 'params.q', Float64Array));
-  if (q.length === 0 || q.some((v, k) => !Number.isFinite(v) || (k > 0 && !(v > q[k - 1])))) {
-    throw bad('params.q', 'finite, strictly increasing values', q.slice(0, 8));
-  }
-  const params: MfaParams = { threshold, decimals, minNeighbors: int(p.minNeighbors, 'params.minNeighbors'), q };
+  const qProblem = qGridProblem(q);
+  if (qProblem) throw new MessageFormatError(`params.q: ${qProblem}`);
+  const params: MfaParams = { threshold, decimals, minNeighbors: int(p.minNeighbors, 'params.minNeighbors', 0, MAX_MIN_NEIGHBORS), q };
   return { id, measure, params, input };
 }
 
 const DTYPES = ['F64', 'F32', 'F16', 'BF16'] as const;
+const DTYPE_BYTES: Record<(typeof DTYPES)[number], number> = { F64: 8, F32: 4, F16: 2, BF16: 2 };
 
 function decodeInput(i: Record<string, unknown>): ShardInput {
   const kind = oneOf(i.kind, 'input.kind', ['groups', 'matrix'] as const);
   if (kind === 'groups') {
-    const stride = int(i.stride, 'input.stride', 1, 1 << 16);
+    const stride = int(i.stride, 'input.stride', 1, MAX_GROUP_STRIDE);
     const offsets = typed(i.offsets, 'input.offsets', Uint32Array);
     const weights = typed(i.weights, 'input.weights', Float64Array);
     if (offsets.length === 0 || offsets[0] !== 0) throw bad('input.offsets', 'node offsets starting at 0', offsets.slice(0, 4));
@@ -159,11 +177,11 @@ function decodeInput(i: Record<string, unknown>): ShardInput {
     if (edges > 0 && weights.length < (edges - 1) * stride + 1) throw bad('input.weights', `at least ${(edges - 1) * stride + 1} values for ${edges} edges`, weights.length);
     return { kind, weights, stride, offsets };
   }
-  const inputs = int(i.inputs, 'input.inputs', 1);
+  const inputs = int(i.inputs, 'input.inputs', 1, MAX_DIMENSION);
   const colStart = int(i.colStart, 'input.colStart', 0, inputs - 1);
   const colEnd = int(i.colEnd, 'input.colEnd', colStart + 1, inputs);
   const partList = list(i.parts, 'input.parts');
-  if (partList.length === 0 || partList.length > 64) throw bad('input.parts', '1 to 64 parts', partList.length);
+  if (partList.length === 0 || partList.length > MAX_MATRIX_PARTS) throw bad('input.parts', `1 to ${MAX_MATRIX_PARTS} parts`, partList.length);
   const parts = partList.map((raw, k): MatrixPart => {
     const p = obj(raw, `input.parts[${k}]`);
     const at = (f: string) => `input.parts[${k}].${f}`;
@@ -172,10 +190,13 @@ function decodeInput(i: Record<string, unknown>): ShardInput {
       file: str(p.file, at('file')),
       dataStart: int(p.dataStart, at('dataStart')),
       dtype: oneOf(p.dtype, at('dtype'), DTYPES),
-      rows: int(p.rows, at('rows'), 1),
+      rows: int(p.rows, at('rows'), 1, MAX_DIMENSION),
       transposed: bool(p.transposed, at('transposed')),
     };
   });
+  // The weights the shard covers bound its memory and work; a planned shard is tens of MB.
+  const weightBytes = parts.reduce((a, p) => a + p.rows * (colEnd - colStart) * DTYPE_BYTES[p.dtype], 0);
+  if (weightBytes > MAX_SHARD_WEIGHT_BYTES) throw bad('input', `a shard of at most ${MAX_SHARD_WEIGHT_BYTES} weight bytes`, weightBytes);
   const input: ShardInput = { kind, inputs, parts, colStart, colEnd };
   if (i.inline !== undefined) {
     // Copied: the kernel views F16/F32/F64 blocks in place, which needs aligned offsets.

@@ -1,5 +1,5 @@
 import anyTest, { type TestFn } from 'ava';
-import { ChannelCredentials, Client, Metadata, status, type ServiceError } from '@grpc/grpc-js';
+import { ChannelCredentials, Client, connectivityState, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { decodeReply } from '../proto/codec.js';
 import { MessageFormatError } from '../proto/errors.js';
@@ -172,4 +172,19 @@ test('a task error is typed: a missing file under the model root is an InputErro
   const err = await t.throwsAsync(t.context.backend.run(task), { instanceOf: InputError, message: /no such file under the --model-root/ });
   t.false(err!.retryable);
   t.false(err instanceof MessageFormatError);
+});
+
+test('the worker takes a keepalive ping every 100 ms without calls: no GOAWAY too_many_pings, the connection stays up', async (t) => {
+  // gRPC's A8 lets servers refuse pings more often than every 5 min; the coordinator pings
+  // every 5 s (KEEPALIVE_TIME_MS), so the worker must accept far more than that.
+  const client = new Client(`127.0.0.1:${t.context.worker.grpcPort}`, ChannelCredentials.createInsecure(), {
+    'grpc.keepalive_time_ms': 100,
+    'grpc.keepalive_timeout_ms': 1000,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  t.context.cleanups.push(async () => client.close());
+  await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 5000, (err) => (err ? reject(err) : resolve())));
+  const channel = client.getChannel();
+  const left = await new Promise<boolean>((resolve) => channel.watchConnectivityState(connectivityState.READY, Date.now() + 1500, (err) => resolve(!err)));
+  t.false(left, `the channel left READY for ${connectivityState[channel.getConnectivityState(false)]}`);
 });

@@ -8,9 +8,9 @@ import { InProcessBackend } from '../worker/backends/in-process.js';
 import { ShardService } from '../worker/serve.js';
 import { startGrpcServer, type GrpcTransport } from '../worker/transport/grpc-server.js';
 import { natsServerMissing, NatsServer } from './helpers/nats-server.js';
+import { faultModel } from './helpers/fault-model.js';
 import { runCli } from './helpers/run-cli.js';
 import { cliPath, repoRoot } from './helpers/shared.js';
-import { makeTmpDir } from './helpers/tmp.js';
 import { shardsDone, startWorkerProcess, type WorkerProcess } from './helpers/worker-process.js';
 
 /**
@@ -25,16 +25,10 @@ let cleanup = async () => {};
 let model = '';
 let embedded: { samples: unknown; stats: { shards: number; edges: number } };
 // Shards of 20 KB: well over a hundred, so every worker holds work when a fault strikes.
-const args = () => ['analyze', model, '--full', '--json', '--shard-mb', '0.02'];
+const args = (m = model) => ['analyze', m, '--full', '--json', '--shard-mb', '0.02'];
 
 test.before(async () => {
-  ({ dir, cleanup } = await makeTmpDir());
-  const { writeSyntheticNeox } = await import('../coordinator/demo/synthetic-neox.js');
-  model = join(dir, 'model');
-  await writeSyntheticNeox(model, { hidden: 256, blocks: 4, vocab: 64, dtype: 'F16', progress: 0.5, seed: 5 });
-  const r = await runCli([...args(), '--threads', '1']);
-  if (r.code !== 0) throw new Error(r.stderr);
-  embedded = JSON.parse(r.stdout);
+  ({ dir, cleanup, model, embedded } = await faultModel('neuromfa-test-', args));
 });
 
 test.after.always(async () => {

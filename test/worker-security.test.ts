@@ -113,11 +113,12 @@ test('malformed and oversized messages to a worker process are refused; it keeps
   if (inline.input.kind !== 'matrix') return t.fail();
   const wrong = { ...inline, input: { ...inline.input, inline: inline.input.inline!.map((b) => b.subarray(1)) } } as ShardTask;
   await t.throwsAsync(generous.run(wrong), { instanceOf: MessageFormatError, message: /inline block 0 has/ });
-  // Well-formed, but absurd: 2^40 rows would be a block list bigger than memory.
+  // Well-formed, but absurd: 2^40 rows would be a block list bigger than memory. The wire
+  // decoder enforces the CLI's limits (proto/limits.ts), so it never reaches the reader.
   const absurd = withFile(t.context.tasks[0], 'neox/model.safetensors');
   if (absurd.input.kind !== 'matrix') return t.fail();
   absurd.input.parts = absurd.input.parts.map((p) => ({ ...p, rows: 2 ** 40 }));
-  await t.throwsAsync(generous.run(absurd), { instanceOf: InputError, message: /over the worker's 4294967296: plan smaller shards/ });
+  await t.throwsAsync(generous.run(absurd), { instanceOf: MessageFormatError, message: 'input.parts[0].rows: expected an integer in [1, 2147483647], got 1099511627776' });
   t.deepEqual(timeless(await generous.run(inline)), timeless(await inProcess.run(t.context.tasks[0])), 'still serving');
 });
 
@@ -220,7 +221,12 @@ const missing = natsServerMissing();
 const natsTest = missing ? test.skip : test;
 if (missing) test.skip(missing, () => {});
 
-natsTest('NATS with user/password over TLS: the right credentials are served, wrong ones refused; SIGTERM finishes the shard in flight', async (t) => {
+// Serial, so it runs alone in this process (ava runs serial tests first): under the concurrent
+// tests' in-process kernels the event loop stalled for seconds while the ~34 MB reply below was
+// pushed to it, nats-server cut it off as a slow consumer, and the reply was lost with the worker
+// already stopping (issue 10; the backend now sends shards again after a reconnect, but a worker
+// on its way out takes none).
+(missing ? test.skip : test.serial)('NATS with user/password over TLS: the right credentials are served, wrong ones refused; SIGTERM finishes the shard in flight', async (t) => {
   const { certs } = t.context;
   const server = await NatsServer.start({ auth: { user: 'mfa', pass: 's3cret' }, tls: { certFile: certs.server.certFile, keyFile: certs.server.keyFile } });
   t.context.cleanups.push(() => server.stop());

@@ -1,8 +1,8 @@
 import type { BackendFallback, ShardResult, ShardTask } from '../proto/shard.js';
 import { F64, type PartitionBackend } from './gpu/backends.js';
-import { boxMassFromCodeHistogram, boxMassFromGroups, type BoxMass } from './kernel/box-mass.js';
+import { boxMassFromCodeHistogram, boxMassFromCodeLists, boxMassFromGroups, type BoxMass } from './kernel/box-mass.js';
 import { nodeFractalDimensions } from './kernel/nfd.js';
-import { matrixHistogram } from './matrix-histogram.js';
+import { matrixCodes } from './matrix-histogram.js';
 import type { ByteSource } from './io/byte-source.js';
 import { openSource } from './io/open-source.js';
 
@@ -51,9 +51,10 @@ export async function executeShard(task: ShardTask, options: ExecuteOptions = {}
     box = boxMassFromGroups(input.weights, input.offsets, task.params, input.stride);
   } else {
     const from = input.inline ? { inline: input.inline } : { open: options.open ?? openSource };
-    const { hist, bytesRead: read } = await matrixHistogram(input.parts, input.inputs, input.colStart, input.colEnd, task.params, from);
+    const { codes, bytesRead: read } = await matrixCodes(input.parts, input.inputs, input.colStart, input.colEnd, task.params, from);
     bytesRead = read;
-    box = boxMassFromCodeHistogram(hist, input.colEnd - input.colStart, task.params);
+    const nodes = input.colEnd - input.colStart;
+    box = codes.kind === 'histogram' ? boxMassFromCodeHistogram(codes.hist, nodes, task.params) : boxMassFromCodeLists(codes.codes, nodes, codes.degree, task.params);
   }
   const backend = options.partitionBackend ?? F64;
   const partial = await backend.partitionSums(box, Float64Array.from(task.params.q), task.params.minNeighbors);

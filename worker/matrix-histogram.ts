@@ -10,12 +10,15 @@ const BLOCK_BYTES = 4 << 20;
 const BYTES: Record<MatrixPart['dtype'], number> = { F64: 8, F32: 4, F16: 2, BF16: 2 };
 
 /**
- * Adds a block of raw weights to the node-major code histogram. `nRows` × `width` weights;
- * with `perColumn` weight (r, c) belongs to node c (a Linear [out, in] block), otherwise to
- * node firstNode + r (a Conv1D [in, out] block). 16-bit weights go through a 65,536-entry
- * code table; wider ones through weightCode. Plain nested loops: this is the hot path.
+ * Codes a block of raw weights (`nRows` × `width`, row-major) into `out`. Weight (r, c) lands
+ * at index h = first + r·rowStep + c·colStep, which covers both layouts: a Linear [out, in]
+ * block gives node c its column, a Conv1D [in, out] block gives node r its row.
+ * `count`: out is the dense node-major histogram and out[h + code] is incremented (h is the
+ * node's row); otherwise out holds each node's codes as a list and out[h] = code.
+ * 16-bit weights go through a 65,536-entry code table, wider ones through weightCode.
+ * Plain nested loops, one copy per mode: this is the hot path.
  */
-type Coder = (raw: Uint8Array, nRows: number, width: number, perColumn: boolean, firstNode: number, hist: Uint32Array, nc: number) => void;
+type Coder = (raw: Uint8Array, nRows: number, width: number, first: number, rowStep: number, colStep: number, out: Uint32Array, count: boolean) => void;
 
 function coderFor(dtype: MatrixPart['dtype'], p: MfaParams): Coder {
   const scale = bucketScale(p.decimals);
@@ -23,24 +26,24 @@ function coderFor(dtype: MatrixPart['dtype'], p: MfaParams): Coder {
   const T = p.threshold;
   if (dtype === 'F16' || dtype === 'BF16') {
     const table = codeTable16(dtype === 'F16' ? f16BitsToNumber : bf16BitsToNumber, dtype, p);
-    return (raw, nRows, width, perColumn, firstNode, hist, nc) => {
+    return (raw, nRows, width, first, rowStep, colStep, out, count) => {
       const bits = new Uint16Array(raw.buffer, raw.byteOffset, nRows * width);
       let j = 0;
       for (let r = 0; r < nRows; r++) {
-        let h = perColumn ? 0 : (firstNode + r) * nc;
-        const step = perColumn ? nc : 0;
-        for (let c = 0; c < width; c++, j++, h += step) hist[h + table[bits[j]]]++;
+        let h = first + r * rowStep;
+        if (count) for (let c = 0; c < width; c++, j++, h += colStep) out[h + table[bits[j]]]++;
+        else for (let c = 0; c < width; c++, j++, h += colStep) out[h] = table[bits[j]];
       }
     };
   }
-  return (raw, nRows, width, perColumn, firstNode, hist, nc) => {
+  return (raw, nRows, width, first, rowStep, colStep, out, count) => {
     const n = nRows * width;
     const v = dtype === 'F32' ? new Float32Array(raw.buffer, raw.byteOffset, n) : new Float64Array(raw.buffer, raw.byteOffset, n);
     let j = 0;
     for (let r = 0; r < nRows; r++) {
-      let h = perColumn ? 0 : (firstNode + r) * nc;
-      const step = perColumn ? nc : 0;
-      for (let c = 0; c < width; c++, j++, h += step) hist[h + weightCode(v[j], T, scale, lo)]++;
+      let h = first + r * rowStep;
+      if (count) for (let c = 0; c < width; c++, j++, h += colStep) out[h + weightCode(v[j], T, scale, lo)]++;
+      else for (let c = 0; c < width; c++, j++, h += colStep) out[h] = weightCode(v[j], T, scale, lo);
     }
   };
 }
@@ -111,21 +114,42 @@ export async function readBlock(src: ByteSource, b: MatrixBlock): Promise<Uint8A
 export type BlockBytes = { open: (file: string) => Promise<ByteSource> } | { inline: Uint8Array[] };
 
 /**
- * The dense code histogram of nodes [colStart, colEnd) of a stacked matrix: node c's
- * out-edges are column c of every non-transposed part and row c of every transposed one.
- * Streams block by block; memory is the histogram plus one block.
+ * A shard's weights as codes (buckets.ts), in one of two forms of the same counts:
+ * - `histogram`: dense, node-major, one counter per (node, code): an increment per weight.
+ *   Its width is the bucket grid, which follows the flags, not the model: --decimals 4 makes
+ *   it 1.5M codes per node (6 GB for one shard of a 1.2 MB checkpoint).
+ * - `lists`: each node's codes, `degree` per node (every node of a matrix shard has one weight
+ *   per row of each part): memory is 4 bytes per weight of the shard, whatever the grid.
  */
-export async function matrixHistogram(
+export type ShardCodes = { kind: 'histogram'; hist: Uint32Array; nc: number } | { kind: 'lists'; codes: Uint32Array; degree: number };
+
+/** Up to this many dense cells (64 MB) the histogram is used even where lists would be smaller. */
+const DENSE_CELLS = 1 << 24;
+
+/**
+ * The codes of nodes [colStart, colEnd) of a stacked matrix: node c's out-edges are column c
+ * of every non-transposed part and row c of every transposed one. The dense histogram when
+ * its grid is no wider than a node's degree (the usual decimals 0) or it is small, else the
+ * per-node lists (`form` forces one, for tests and benchmarks). Streams block by block;
+ * memory is the codes plus one block.
+ */
+export async function matrixCodes(
   parts: MatrixPart[],
   inputs: number,
   colStart: number,
   colEnd: number,
   p: MfaParams,
   from: BlockBytes = { open: openSource },
-): Promise<{ hist: Uint32Array; bytesRead: number }> {
+  form?: ShardCodes['kind'],
+): Promise<{ codes: ShardCodes; bytesRead: number }> {
   const { lo, hi } = bucketRange(p);
   const nc = CODE_FIRST_BUCKET + hi - lo + 1;
-  const hist = new Uint32Array((colEnd - colStart) * nc);
+  const nodes = colEnd - colStart;
+  const degree = parts.reduce((a, part) => a + part.rows, 0);
+  const dense = form ? form === 'histogram' : nc <= degree || nodes * nc <= DENSE_CELLS;
+  const out = new Uint32Array(nodes * (dense ? nc : degree));
+  // Where part k's weights start in a node's list.
+  const listAt = parts.map((_, k) => parts.slice(0, k).reduce((a, part) => a + part.rows, 0));
   const blocks = matrixBlocks(parts, inputs, colStart, colEnd);
   const coders = parts.map((part) => coderFor(part.dtype, p));
   let bytesRead = 0;
@@ -142,8 +166,16 @@ export async function matrixHistogram(
         if (!src) sources.set(part.file, (src = await from.open(part.file)));
         raw = await readBlock(src, b);
       }
-      if (part.transposed) coders[b.part](raw, b.r1 - b.r0, part.rows, false, b.r0 - colStart, hist, nc);
-      else coders[b.part](raw, b.r1 - b.r0, colEnd - colStart, true, 0, hist, nc);
+      const code = coders[b.part];
+      const rows = b.r1 - b.r0;
+      if (dense) {
+        if (part.transposed) code(raw, rows, part.rows, (b.r0 - colStart) * nc, nc, 0, out, true);
+        else code(raw, rows, nodes, 0, 0, nc, out, true);
+      } else if (part.transposed) {
+        code(raw, rows, part.rows, (b.r0 - colStart) * degree + listAt[b.part], degree, 1, out, false);
+      } else {
+        code(raw, rows, nodes, listAt[b.part] + b.r0, 1, degree, out, false);
+      }
     }
   } finally {
     for (const s of sources.values()) {
@@ -151,5 +183,18 @@ export async function matrixHistogram(
       await s.close();
     }
   }
-  return { hist, bytesRead };
+  return { codes: dense ? { kind: 'histogram', hist: out, nc } : { kind: 'lists', codes: out, degree }, bytesRead };
+}
+
+/** The dense code histogram of nodes [colStart, colEnd) (benchmarks compare kernels on it). */
+export async function matrixHistogram(
+  parts: MatrixPart[],
+  inputs: number,
+  colStart: number,
+  colEnd: number,
+  p: MfaParams,
+  from: BlockBytes = { open: openSource },
+): Promise<{ hist: Uint32Array; bytesRead: number }> {
+  const { codes, bytesRead } = await matrixCodes(parts, inputs, colStart, colEnd, p, from, 'histogram');
+  return { hist: (codes as Extract<ShardCodes, { kind: 'histogram' }>).hist, bytesRead };
 }

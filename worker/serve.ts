@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { InputError, MessageFormatError, toWireError } from '../proto/errors.js';
 import { decodeTask, encodeReply } from '../proto/codec.js';
+import { MAX_SHARD_WEIGHT_BYTES } from '../proto/limits.js';
 import type { BackendAvailability, WorkerDescription } from '../proto/describe.js';
 import type { BackendFallback, KernelBackend, MatrixPart, ShardReply, ShardTask } from '../proto/shard.js';
 import { PiscinaBackend } from './backends/piscina.js';
@@ -253,4 +254,3 @@ export class ShardService {
   }
 }
 
-const MAX_SHARD_WEIGHT_BYTES = 2 ** 32;

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { UsageError } from '../../proto/errors.js';
+import { TransportError, UsageError } from '../../proto/errors.js';
 import { DEFAULT_SUBJECT } from '../../proto/nats-chunks.js';
 import type { ShardResult, ShardTask } from '../../proto/shard.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
@@ -52,8 +52,12 @@ export async function remoteBackend(o: Record<string, string | boolean | undefin
   }
   if (o.workers && o.nats) throw new UsageError('--workers and --nats exclude each other');
   const deadlineMs = parseNumber('--shard-deadline', o.shardDeadline as string) * 1000;
-  let workers: ShardBackend[];
   let cluster: ClusterBackend | undefined;
+  // withBackend (context.ts) wires its progress listener only once this returns; what happens
+  // before — workers set aside at the start — is held and reported right after the return.
+  const held: ClusterEvent[] = [];
+  let report: (e: ClusterEvent) => void = (e) => held.push(e);
+  const clusterOptions = { shardDeadlineMs: deadlineMs, onEvent: (e: ClusterEvent) => report(e) };
   if (o.workers) {
     // Transports are loaded when asked for: a local run does not pay for grpc-js and nats.
     const { GrpcBackend } = await import('../../worker/backends/grpc.js');
@@ -61,16 +65,18 @@ export async function remoteBackend(o: Record<string, string | boolean | undefin
     // Any TLS flag means TLS: a client certificate without --tls-ca is checked against the system CAs.
     const tls = o.tlsCa || o.tlsCert ? { ca: await readOpt('--tls-ca', o.tlsCa), cert: await readOpt('--tls-cert', o.tlsCert), key: await readOpt('--tls-key', o.tlsKey) } : undefined;
     const targets = (o.workers as string).split(',').map((s) => s.trim()).filter(Boolean);
-    // A worker that is down at the start is left out (and reported); the run needs one.
-    const settled = await Promise.allSettled(targets.map((t) => GrpcBackend.connect(t, { tls, deadlineMs, readyTimeoutMs: 30_000 })));
-    workers = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
-    const failed = settled.flatMap((r, i) => (r.status === 'rejected' ? [{ target: targets[i], reason: r.reason as Error }] : []));
-    if (workers.length === 0) throw failed[0].reason;
-    for (const f of failed) onEvent({ type: 'worker-lost', worker: f.target, reason: f.reason.message, live: workers.length });
+    const backends = targets.map((t) => new GrpcBackend(t, { tls, deadlineMs }));
+    cluster = new ClusterBackend(backends, clusterOptions);
+    try {
+      await admitWorkers(cluster, backends, deadlineMs);
+    } catch (err) {
+      await cluster.close();
+      throw err;
+    }
   } else {
     const ca = await readOpt('--nats-tls-ca', o.natsTlsCa);
     const { NatsBackend } = await import('../../worker/backends/nats.js');
-    workers = [
+    const workers = [
       await NatsBackend.connect({
         servers: serverList(o.nats as string),
         subject: o.subject as string,
@@ -82,11 +88,48 @@ export async function remoteBackend(o: Record<string, string | boolean | undefin
         watchMs: 5000,
         onWorkers: (live) => {
           cluster?.capacityChanged();
-          onEvent({ type: 'workers', live });
+          clusterOptions.onEvent({ type: 'workers', live });
         },
       }),
     ];
+    cluster = new ClusterBackend(workers, clusterOptions);
   }
-  cluster = new ClusterBackend(workers, { shardDeadlineMs: deadlineMs, onEvent });
+  setImmediate(() => {
+    report = onEvent;
+    held.forEach(onEvent);
+  });
   return o.shipBytes ? new ShipBytes(cluster) : cluster;
+}
+
+/** How long workers may take to answer before the run starts without them. */
+const STRAGGLER_MS = 2000;
+
+/**
+ * Asks every worker to describe itself, all at once. The run starts as soon as every worker
+ * answered or failed (a refused connection fails at once), or STRAGGLER_MS passed: each that
+ * did not answer is then reported and set aside, and joins the run when it answers — a worker
+ * down at the start costs at most STRAGGLER_MS and a line on stderr, not a silent 30 s. With
+ * no worker answering the run still starts, and waits for one as it does when every worker is
+ * gone (--shard-deadline); only when all refused does it fail at once.
+ */
+async function admitWorkers(cluster: ClusterBackend, backends: Array<{ probe(timeoutMs: number): Promise<void> } & ShardBackend>, deadlineMs: number): Promise<void> {
+  const answered = new Set<ShardBackend>();
+  const failed = new Map<ShardBackend, Error>();
+  const probes = backends.map((b) =>
+    b.probe(deadlineMs).then(
+      () => void answered.add(b),
+      (err: Error) => void failed.set(b, err),
+    ),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(probes), new Promise((r) => (timer = setTimeout(r, STRAGGLER_MS)))]);
+  clearTimeout(timer);
+  if (failed.size === backends.length) {
+    const [first] = failed.values();
+    const more = failed.size > 1 ? ` (and ${failed.size - 1} more workers did not answer)` : '';
+    throw new TransportError(`${first.message}${more}`, { cause: first });
+  }
+  for (const b of backends) {
+    if (!answered.has(b)) cluster.setAside(b, failed.get(b)?.message ?? `${b.name}: no answer within ${STRAGGLER_MS / 1000} s; it joins the run when it answers`);
+  }
 }

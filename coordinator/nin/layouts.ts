@@ -1,4 +1,5 @@
 import { InputError } from '../../proto/errors.js';
+import { MAX_LAYERS } from '../../proto/limits.js';
 import type { TensorInfo } from '../../worker/io/safetensors.js';
 
 /**
@@ -239,6 +240,7 @@ export function layoutFor(where: string, config: Record<string, unknown>, tensor
       };
     };
   }
+  checkBlockCount(where, family === 'gpt2' ? 'n_layer' : 'num_hidden_layers', L, (b) => names(b).attnOut.tensor, tensors);
   const blocks: BlockPlan[] = [];
   const matrices: NinMatrix[] = [];
   for (let b = 0; b < L; b++) {
@@ -248,6 +250,20 @@ export function layoutFor(where: string, config: Record<string, unknown>, tensor
   }
   for (const m of matrices) checkMatrix(where, m, tensors, config);
   return { name: family, architecture, hidden: H, blocks, final: { name: 'nums6', n: H, count: k }, matrices };
+}
+
+/**
+ * The config's block count against the tensors that exist, before any block is planned:
+ * `num_hidden_layers: 1e7` (or 1e300) used to plan ten million blocks — gigabytes, then a
+ * heap overflow — before the first missing tensor was noticed.
+ */
+function checkBlockCount(where: string, key: string, L: number, probe: (b: number) => string, tensors: Map<string, TensorInfo>): void {
+  if (L > MAX_LAYERS) throw new InputError(`${where}: config.json says ${key} = ${L}; at most ${MAX_LAYERS} blocks are supported`);
+  if (tensors.has(probe(L - 1))) return;
+  // Blocks are numbered 0, 1, ...: count those present (fewer than L, since block L-1 is not).
+  let present = 0;
+  while (tensors.has(probe(present))) present++;
+  throw new InputError(`${where}: config.json says ${key} = ${L}, but the checkpoint holds ${present} block${present === 1 ? '' : 's'} (no tensor ${probe(present)}); the config does not match the weights`);
 }
 
 function checkMatrix(where: string, m: NinMatrix, tensors: Map<string, TensorInfo>, config: Record<string, unknown>): void {

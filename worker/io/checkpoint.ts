@@ -1,10 +1,12 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, win32 } from 'node:path';
 import { InputError } from '../../proto/errors.js';
+import { MAX_JSON_FILE_BYTES } from '../../proto/limits.js';
 import { FileByteSource, type ByteSource } from './byte-source.js';
+import { readRegularFile } from './open-regular.js';
 import type { HubOptions } from './hub/options.js';
 import { readSafetensorsHeader, type TensorInfo } from './safetensors.js';
-import { readTorchBin } from './torch-bin.js';
+import { readTorchBin, verifyStorageCrcs } from './torch-bin.js';
 import { isHubRef } from './hub/ref.js';
 
 /**
@@ -29,10 +31,12 @@ export interface Checkpoint {
   /** Hub checkpoints: sha256 of each weight file, by file name in the repository. */
   sha256?: Record<string, string>;
   /** Hub checkpoints: HTTP requests made so far (live counters). */
-  stats?: { requests: number; bytesFetched: number };
+  stats?: { requests: number; bytesFetched: number; link?: { rttMs: number; mbPerSec: number } };
   /**
-   * Hub checkpoints: downloads these tensors into the range cache in large requests, so
-   * --full shards, which reopen the file by name in other threads, read them from disk.
+   * Called once before a --full run with the tensors it reads whole. Hub checkpoints download
+   * them into the range cache in large requests, so --full shards, which reopen the file by
+   * name in other threads, read them from disk. Local .bin checkpoints check the zip CRC-32
+   * of the entries holding them (an IntegrityError if one differs).
    */
   warm?(tensors: Iterable<string>): Promise<void>;
 }
@@ -73,14 +77,22 @@ async function kind(path: string): Promise<'file' | 'dir' | undefined> {
   }
 }
 
-/** Parses JSON text read from `where`, with the file named in the message. */
+/**
+ * Parses JSON text read from `where`, with the file named in the message, on one line (V8
+ * quotes the text around the error, newlines and all). A leading UTF-8 byte-order mark is
+ * skipped: it carries no data (editors on Windows add it), and the hub's text decoding drops
+ * it anyway, so a local file and the same file on the hub read alike.
+ */
 export function parseJson(text: string, where: string): unknown {
   try {
-    return JSON.parse(text);
+    return JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (err) {
-    throw new InputError(`${where}: not valid JSON (${(err as Error).message})`, { cause: err });
+    throw new InputError(`${where}: not valid JSON (${oneLine((err as Error).message)})`, { cause: err });
   }
 }
+
+/** An error message of a parser, cut and with its line breaks escaped. */
+const oneLine = (m: string) => (m.length > 200 ? `${m.slice(0, 200)}…` : m).replace(/[\r\n\u2028\u2029]/g, (c) => JSON.stringify(c).slice(1, -1));
 
 /** Shard names come from a downloaded file: never let one point outside the checkpoint folder. */
 export function isSafeShardName(name: string): boolean {
@@ -98,14 +110,14 @@ class LocalStore implements CheckpointStore {
   }
   async readJson(file: string, missing: string): Promise<unknown> {
     const path = this.where(file);
-    let text: string;
+    let bytes: Uint8Array;
     try {
-      text = await readFile(path, 'utf8');
+      bytes = await readRegularFile(path, MAX_JSON_FILE_BYTES);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new InputError(`${path}: ${code === 'ENOENT' ? missing : (err as Error).message}`, { cause: err });
+      if ((err as { cause?: NodeJS.ErrnoException }).cause?.code === 'ENOENT') throw new InputError(`${path}: ${missing}`, { cause: err });
+      throw err;
     }
-    return parseJson(text, path);
+    return parseJson(new TextDecoder().decode(bytes), path);
   }
   open(file: string): Promise<ByteSource> {
     return FileByteSource.open(this.where(file));
@@ -199,6 +211,7 @@ export async function assembleCheckpoint(path: string, store: CheckpointStore, w
       close: async () => {
         await Promise.all(sources.map((s) => s.close()));
       },
+      warm: (names) => verifyStorageCrcs([...names].flatMap((n) => tensors.get(n) ?? [])),
     };
   } catch (err) {
     await Promise.allSettled(sources.map((s) => s.close()));

@@ -1,4 +1,5 @@
 import { InputError } from '../../proto/errors.js';
+import { MAX_PICKLE_BYTES, shown } from '../../proto/limits.js';
 
 /**
  * An allow-list unpickler for the data.pkl of a torch.save checkpoint. Python's pickle is a
@@ -26,9 +27,6 @@ export interface UnpickleHooks {
   persistentLoad(pid: unknown): unknown;
 }
 
-/** data.pkl is a few KB per thousand tensors; a bigger one is not a checkpoint index. */
-const MAX_PICKLE_BYTES = 256 << 20;
-
 // Opcodes by their byte value (pickletools names).
 const OP = {
   PROTO: 0x80, FRAME: 0x95, STOP: 0x2e, MARK: 0x28, POP: 0x30, POP_MARK: 0x31, DUP: 0x32,
@@ -44,14 +42,23 @@ const OP = {
 } as const;
 
 const MARK = Symbol('mark');
+const MAX_GLOBAL_LINE = 1024;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const latin1 = new TextDecoder('latin1');
 
-/** Little-endian two's complement (LONG1/LONG4); torch's sizes and offsets fit in 2^53. */
+/**
+ * Little-endian two's complement (LONG1/LONG4); torch's sizes and offsets fit in 2^53. The
+ * length is checked before decoding: a 200 KB operand decoded first took quadratic time (and
+ * its digits made a 240 KB error line). Python may pad with sign bytes, so a long operand is
+ * fine as long as everything above 8 bytes is sign extension.
+ */
 function decodeLong(b: Uint8Array, fail: (m: string) => never): number {
+  const negative = b.length > 0 && (b[b.length - 1] & 0x80) !== 0;
+  for (let i = 8; i < b.length; i++) if (b[i] !== (negative ? 0xff : 0)) fail(`a ${b.length}-byte integer is beyond 2^53`);
+  const n = Math.min(b.length, 8);
   let v = 0n;
-  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
-  if (b.length > 0 && b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
+  for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
+  if (negative) v -= 1n << BigInt(8 * n);
   if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) fail(`integer ${v} is beyond 2^53`);
   return Number(v);
 }
@@ -76,8 +83,11 @@ export function unpickle(bytes: Uint8Array, hooks: UnpickleHooks, where: string)
   const u32 = () => (need(4), (pos += 4), dv.getUint32(pos - 4, true));
   const u64 = () => decodeLong(take(8), fail);
   const line = (): string => {
-    const end = bytes.indexOf(0x0a, pos);
-    if (end < 0) fail('GLOBAL name is not newline-terminated');
+    // GLOBAL names are module and attribute names: a line longer than 1 KB is not one (and
+    // searching only that far keeps a pickle of GLOBALs without newlines linear).
+    const newline = bytes.subarray(pos, pos + MAX_GLOBAL_LINE + 1).indexOf(0x0a);
+    if (newline < 0) fail(`GLOBAL name is not a newline-terminated line of at most ${MAX_GLOBAL_LINE} bytes`);
+    const end = pos + newline;
     const s = latin1.decode(bytes.subarray(pos, end));
     pos = end + 1;
     return s;
@@ -105,13 +115,13 @@ export function unpickle(bytes: Uint8Array, hooks: UnpickleHooks, where: string)
   const popMark = (): unknown[] => {
     const m = stack.lastIndexOf(MARK);
     if (m < 0) fail('no MARK on the stack');
-    const items = stack.splice(m);
-    items.shift();
+    const items = stack.slice(m + 1);
+    stack.length = m;
     return items;
   };
   const resolve = (module: string, name: string): PickleGlobal => {
     const fn = hooks.global(module, name);
-    if (!fn) fail(`refusing to load global ${module}.${name}: only tensor data is read from checkpoints, and this name is not on the allow-list`);
+    if (!fn) fail(`refusing to load global ${shown(`${module}.${name}`)}: only tensor data is read from checkpoints, and this name is not on the allow-list`);
     return new PickleGlobal(module, name, fn!);
   };
   const setItems = (target: unknown, kv: unknown[]) => {
@@ -121,7 +131,8 @@ export function unpickle(bytes: Uint8Array, hooks: UnpickleHooks, where: string)
   };
   const append = (target: unknown, items: unknown[]) => {
     if (!Array.isArray(target) || Object.isFrozen(target)) fail('APPEND(S) on something that is not a list');
-    (target as unknown[]).push(...items);
+    // One at a time: spreading 300k items into push() overflows the call stack.
+    for (const item of items) (target as unknown[]).push(item);
   };
   const tuple = (items: unknown[]) => Object.freeze(items);
 
@@ -185,8 +196,11 @@ export function unpickle(bytes: Uint8Array, hooks: UnpickleHooks, where: string)
         const args = pop();
         const fn = pop();
         if (!(fn instanceof PickleGlobal)) fail('REDUCE on something that is not an allowed global');
-        if (!Array.isArray(args)) fail(`REDUCE of ${(fn as PickleGlobal).module}.${(fn as PickleGlobal).name} without an argument tuple`);
-        stack.push((fn as PickleGlobal).call(...(args as unknown[])));
+        const g = fn as PickleGlobal;
+        if (!Array.isArray(args)) fail(`REDUCE of ${g.module}.${g.name} without an argument tuple`);
+        // Allowed globals take a handful of arguments; spreading 300k would overflow the stack.
+        if ((args as unknown[]).length > 16) fail(`REDUCE of ${g.module}.${g.name} with ${(args as unknown[]).length} arguments`);
+        stack.push(g.call(...(args as unknown[])));
         break;
       }
       case OP.BUILD:

@@ -1,4 +1,6 @@
-import { InputError } from '../../proto/errors.js';
+import { crc32 } from 'node:zlib';
+import { InputError, IntegrityError } from '../../proto/errors.js';
+import { quote, shown } from '../../proto/limits.js';
 import type { ByteSource } from './byte-source.js';
 import { bytesPerElement } from './dtype.js';
 import { unpickle } from './pickle.js';
@@ -51,6 +53,9 @@ class TensorRef {
   ) {}
 }
 
+/** torch tensors have at most 64 dimensions; more is not a tensor (and would not fit a message). */
+const MAX_RANK = 64;
+
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 function hooksFor(where: string) {
@@ -59,6 +64,7 @@ function hooksFor(where: string) {
   };
   const counts = (v: unknown, what: string): number[] => {
     if (!Array.isArray(v) || !v.every(isCount)) fail(`${what} is not a tuple of non-negative integers`);
+    if ((v as number[]).length > MAX_RANK) fail(`${what} has ${(v as number[]).length} dimensions; at most ${MAX_RANK}`);
     return [...(v as number[])];
   };
   return {
@@ -93,7 +99,7 @@ function hooksFor(where: string) {
       const global = type as { module?: string; name?: string };
       const dtype = global?.module === 'torch' ? STORAGE_DTYPES.get(String(global.name)) : undefined;
       if (!dtype) return fail('persistent id names no torch storage type');
-      if (typeof key !== 'string' || !/^[0-9A-Za-z_]+$/.test(key)) return fail(`unsafe storage key ${JSON.stringify(key)}`);
+      if (typeof key !== 'string' || !/^[0-9A-Za-z_]+$/.test(key)) return fail(`unsafe storage key ${quote(String(key))}`);
       if (!isCount(numel)) return fail(`storage ${key}: invalid element count`);
       return new StorageRef(key, dtype!, numel);
     },
@@ -129,6 +135,43 @@ function spanOf(shape: number[], strides: number[]): number {
   return 1 + shape.reduce((a, d, i) => a + (d - 1) * strides[i], 0);
 }
 
+/** The zip entry (storage) each tensor read from a .bin lies in, for verifyStorageCrcs. */
+interface StoredEntry {
+  source: ByteSource;
+  entry: ZipEntry;
+  dataStart: number;
+}
+const storageOf = new WeakMap<TensorInfo, StoredEntry>();
+
+/** Bytes per read while checking a CRC: large enough to amortise, small enough to stay flat. */
+const CRC_BLOCK_BYTES = 4 << 20;
+
+/**
+ * Checks the zip CRC-32 of every storage entry holding one of `tensors` (those read from a
+ * .bin; others are skipped), each read once, whole. Only worth it where the run reads those
+ * bytes anyway (--full): a sampled read touches a few rows and cannot check a CRC.
+ */
+export async function verifyStorageCrcs(tensors: Iterable<TensorInfo>): Promise<void> {
+  const entries = new Map<string, StoredEntry>();
+  for (const t of tensors) {
+    const s = storageOf.get(t);
+    if (s) entries.set(`${s.source.name}\0${s.entry.name}`, s);
+  }
+  let buffer = new Uint8Array(0);
+  for (const { source, entry, dataStart } of entries.values()) {
+    let crc = 0;
+    for (let at = 0; at < entry.size; at += CRC_BLOCK_BYTES) {
+      const n = Math.min(CRC_BLOCK_BYTES, entry.size - at);
+      if (buffer.length < n) buffer = new Uint8Array(n);
+      crc = crc32(await source.read(dataStart + at, dataStart + at + n, buffer.subarray(0, n)), crc);
+    }
+    if (crc !== entry.crc) {
+      const hex = (v: number) => v.toString(16).padStart(8, '0');
+      throw new IntegrityError(`${source.name}: zip entry ${shown(entry.name)} has CRC-32 ${hex(crc)} but the archive records ${hex(entry.crc)}: the file is corrupt`);
+    }
+  }
+}
+
 /** Every tensor of one torch.save zip, addressed by absolute file offsets. */
 export async function readTorchBin(source: ByteSource): Promise<Map<string, TensorInfo>> {
   await refuseLegacy(source);
@@ -138,8 +181,8 @@ export async function readTorchBin(source: ByteSource): Promise<Map<string, Tens
   const [pickle, orderBytes] = await readEntries(zip, order ? [entry, order] : [entry]);
   // Files written before torch recorded byteorder are little-endian (every platform it shipped on).
   const byteorder = orderBytes ? new TextDecoder().decode(orderBytes) : 'little';
-  if (byteorder !== 'little') throw new InputError(`${source.name}: byteorder is ${JSON.stringify(byteorder)}; only little-endian checkpoints are supported`);
-  const where = `${source.name}: ${entry.name}`;
+  if (byteorder !== 'little') throw new InputError(`${source.name}: byteorder is ${quote(byteorder)}; only little-endian checkpoints are supported`);
+  const where = `${source.name}: ${shown(entry.name)}`;
   const root = unpickle(pickle, hooksFor(where), where);
   if (!(root instanceof Map)) throw new InputError(`${where}: not a state dict (the pickle holds no dict)`);
 
@@ -151,7 +194,7 @@ export async function readTorchBin(source: ByteSource): Promise<Map<string, Tens
   const storages = new Map<string, ZipEntry>();
   for (const [name, ref] of refs) {
     const e = zip.entries.get(`${prefix}data/${ref.storage.key}`);
-    if (!e) throw new InputError(`${source.name}: tensor ${name} needs storage entry ${prefix}data/${ref.storage.key}, which is missing`);
+    if (!e) throw new InputError(`${source.name}: tensor ${shown(name)} needs storage entry ${shown(`${prefix}data/${ref.storage.key}`)}, which is missing`);
     requireStored(zip, e);
     storages.set(e.name, e);
   }
@@ -167,11 +210,12 @@ export async function readTorchBin(source: ByteSource): Promise<Map<string, Tens
     }
     const span = spanOf(ref.shape, ref.strides);
     if (span > 0 && ref.offset + span > storage.numel) {
-      throw new InputError(`${source.name}: tensor ${name} (offset ${ref.offset}, size [${ref.shape}], stride [${ref.strides}]) reaches past its storage of ${storage.numel} elements`);
+      throw new InputError(`${source.name}: tensor ${shown(name)} (offset ${ref.offset}, size [${ref.shape}], stride [${ref.strides}]) reaches past its storage of ${storage.numel} elements`);
     }
     const start = offsets.get(e.name)! + ref.offset * size;
     const info: TensorInfo = { name, dtype: storage.dtype, shape: ref.shape, start, end: start + span * size, source };
     if (!isContiguous({ shape: ref.shape, strides: ref.strides })) info.strides = ref.strides;
+    storageOf.set(info, { source, entry: e, dataStart: offsets.get(e.name)! });
     tensors.set(name, info);
   }
   return tensors;

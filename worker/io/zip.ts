@@ -1,4 +1,5 @@
 import { InputError } from '../../proto/errors.js';
+import { shown } from '../../proto/limits.js';
 import type { ByteSource } from './byte-source.js';
 import { inLanes } from './in-lanes.js';
 
@@ -8,6 +9,11 @@ import { inLanes } from './in-lanes.js';
  * we need. A torch.save checkpoint of pythia-12b is ~24 GB, so nothing here reads entry data.
  * Only what `torch.save` writes is accepted: stored (method 0), unencrypted entries.
  * Layout: PKWARE APPNOTE.TXT §4.3.
+ *
+ * Each entry's local header must agree with the central directory (name, flags, method, CRC
+ * and sizes, or its data descriptor when flag bit 3 defers them), and its data must end
+ * before the next entry starts: a local extra field 64 bytes too long otherwise moved every
+ * weight of that tensor by 64 bytes, and the analysis ran on the wrong bytes without a word.
  */
 
 export interface ZipEntry {
@@ -17,8 +23,14 @@ export interface ZipEntry {
   flags: number;
   compressedSize: number;
   size: number;
+  /** CRC-32 of the uncompressed data, as the central directory records it. */
+  crc: number;
   /** Offset of the local file header; the data starts after its name and extra field. */
   headerOffset: number;
+  /** Where the next entry (or the central directory) starts: data and descriptor end by here. */
+  limit: number;
+  /** The name as stored, compared byte for byte with the local header's. */
+  nameBytes: Uint8Array;
 }
 
 export interface ZipDirectory {
@@ -38,6 +50,12 @@ const CENTRAL_SIG = 0x02014b50;
 const CENTRAL_BYTES = 46;
 const LOCAL_SIG = 0x04034b50;
 const LOCAL_BYTES = 30;
+const DESCRIPTOR_SIG = 0x08074b50;
+/** A data descriptor: [signature] crc, sizes as 4 or (ZIP64) 8 bytes each — 12, 16, 20 or 24 bytes. */
+const DESCRIPTOR_MAX_BYTES = 24;
+/** Flag bits that change how an entry is read: encryption (0, 6), deferred sizes (3), UTF-8 names (11). */
+const FLAGS_COMPARED = 0x0849;
+const FLAG_DESCRIPTOR = 0x0008;
 const ZIP64_EXTRA_ID = 0x0001;
 const U32_MAX = 0xffffffff;
 const U16_MAX = 0xffff;
@@ -116,12 +134,12 @@ function applyZip64Extra(extra: DataView, e: ZipEntry, fail: (m: string) => neve
   while (p + 4 <= extra.byteLength) {
     const id = extra.getUint16(p, true);
     const len = extra.getUint16(p + 2, true);
-    if (p + 4 + len > extra.byteLength) fail(`entry ${e.name}: extra field overruns its header`);
+    if (p + 4 + len > extra.byteLength) fail(`entry ${shown(e.name)}: extra field overruns its header`);
     if (id === ZIP64_EXTRA_ID) {
       // Only the overflowed fields are present, in this fixed order (APPNOTE §4.5.3).
       let q = p + 4;
       const take = () => {
-        if (q + 8 > p + 4 + len) fail(`entry ${e.name}: ZIP64 extra field is too short`);
+        if (q + 8 > p + 4 + len) fail(`entry ${shown(e.name)}: ZIP64 extra field is too short`);
         const n = u64(extra, q, fail);
         q += 8;
         return n;
@@ -134,7 +152,7 @@ function applyZip64Extra(extra: DataView, e: ZipEntry, fail: (m: string) => neve
     p += 4 + len;
   }
   if (e.size === U32_MAX || e.compressedSize === U32_MAX || e.headerOffset === U32_MAX) {
-    fail(`entry ${e.name}: 32-bit field overflowed but there is no ZIP64 extra field`);
+    fail(`entry ${shown(e.name)}: 32-bit field overflowed but there is no ZIP64 extra field`);
   }
 }
 
@@ -159,77 +177,151 @@ export async function readZipDirectory(source: ByteSource): Promise<ZipDirectory
     const commentLen = v.getUint16(p + 32, true);
     const end = p + CENTRAL_BYTES + nameLen + extraLen + commentLen;
     if (end > dir.length) fail(`central directory entry ${i} overruns the directory`);
+    const nameBytes = dir.slice(p + CENTRAL_BYTES, p + CENTRAL_BYTES + nameLen);
     const e: ZipEntry = {
-      name: utf8.decode(dir.subarray(p + CENTRAL_BYTES, p + CENTRAL_BYTES + nameLen)),
+      name: utf8.decode(nameBytes),
       flags: v.getUint16(p + 8, true),
       method: v.getUint16(p + 10, true),
+      crc: v.getUint32(p + 16, true),
       compressedSize: v.getUint32(p + 20, true),
       size: v.getUint32(p + 24, true),
       headerOffset: v.getUint32(p + 42, true),
+      limit: where.offset,
+      nameBytes,
     };
     const extraAt = p + CENTRAL_BYTES + nameLen;
     applyZip64Extra(new DataView(dir.buffer, dir.byteOffset + extraAt, extraLen), e, fail);
-    if (e.headerOffset + LOCAL_BYTES > where.offset) fail(`entry ${e.name}: local header offset ${e.headerOffset} is inside or past the central directory`);
-    if (entries.has(e.name)) fail(`entry ${e.name} appears twice`);
+    if (e.headerOffset + LOCAL_BYTES > where.offset) fail(`entry ${shown(e.name)}: local header offset ${e.headerOffset} is inside or past the central directory`);
+    if (entries.has(e.name)) fail(`entry ${shown(e.name)} appears twice`);
     entries.set(e.name, e);
     p = end;
+  }
+  // Each entry ends where the next one (by offset) begins.
+  const byOffset = [...entries.values()].sort((a, b) => a.headerOffset - b.headerOffset);
+  for (let k = 0; k + 1 < byOffset.length; k++) {
+    const [a, b] = [byOffset[k], byOffset[k + 1]];
+    if (b.headerOffset - a.headerOffset < LOCAL_BYTES + a.nameBytes.length) fail(`entries ${shown(a.name)} and ${shown(b.name)}: local headers at ${a.headerOffset} and ${b.headerOffset} overlap`);
+    a.limit = b.headerOffset;
   }
   return { source, entries, directoryOffset: where.offset };
 }
 
 /** Refuses what cannot be read by byte range: compressed or encrypted entries. */
 export function requireStored(zip: ZipDirectory, e: ZipEntry): void {
-  if (e.flags & 1) throw new InputError(`${zip.source.name}: zip entry ${e.name} is encrypted`);
+  if (e.flags & 1) throw new InputError(`${zip.source.name}: zip entry ${shown(e.name)} is encrypted`);
   if (e.method !== 0) {
-    throw new InputError(`${zip.source.name}: zip entry ${e.name} is compressed (method ${e.method}); only stored entries, as torch.save writes them, can be read by byte range`);
+    throw new InputError(`${zip.source.name}: zip entry ${shown(e.name)} is compressed (method ${e.method}); only stored entries, as torch.save writes them, can be read by byte range`);
   }
-  if (e.compressedSize !== e.size) throw new InputError(`${zip.source.name}: zip entry ${e.name} is stored but its sizes differ (${e.compressedSize} vs ${e.size})`);
+  if (e.compressedSize !== e.size) throw new InputError(`${zip.source.name}: zip entry ${shown(e.name)} is stored but its sizes differ (${e.compressedSize} vs ${e.size})`);
+}
+
+/** Bytes of the file read in a few merged ranges; `at` serves any sub-range, reading what it lacks. */
+class RangeReads {
+  private readonly blocks: Array<{ start: number; bytes: Uint8Array }> = [];
+  constructor(private readonly source: ByteSource) {}
+
+  /** Reads `ranges` (merged when closer than HEADER_MERGE_GAP), several in flight. */
+  async load(ranges: Array<[number, number]>): Promise<void> {
+    const sorted = ranges.filter(([a, b]) => b > a).sort((x, y) => x[0] - y[0]);
+    const runs: Array<[number, number]> = [];
+    for (const [a, b] of sorted) {
+      const last = runs[runs.length - 1];
+      if (last && a - last[1] <= HEADER_MERGE_GAP) last[1] = Math.max(last[1], b);
+      else runs.push([a, b]);
+    }
+    // Several reads in flight: storages lie megabytes apart, and over HTTP each is a round trip.
+    await inLanes(runs.length, HEADER_READS_IN_FLIGHT, async (k) => {
+      this.blocks.push({ start: runs[k][0], bytes: await this.source.read(runs[k][0], runs[k][1]) });
+    });
+  }
+
+  async at(start: number, n: number): Promise<DataView> {
+    const b = this.blocks.find((x) => x.start <= start && start + n <= x.start + x.bytes.length);
+    if (b) return new DataView(b.bytes.buffer, b.bytes.byteOffset + start - b.start, n);
+    return view(await this.source.read(start, start + n));
+  }
 }
 
 /**
  * Absolute data offset of each entry, from its local header (whose extra field differs from
- * the central one: torch pads it for alignment). Nearby headers are fetched in one read.
+ * the central one: torch pads it for alignment), after checking the header and the entry's
+ * end against the central directory. Nearby headers and descriptors are fetched in one read.
  */
 export async function entryDataOffsets(zip: ZipDirectory, wanted: ZipEntry[]): Promise<Map<string, number>> {
-  const { source } = zip;
-  const fail = failFor(source);
-  const sorted = [...wanted].sort((a, b) => a.headerOffset - b.headerOffset);
-  const guess = (e: ZipEntry) => Math.min(zip.directoryOffset, e.headerOffset + LOCAL_BYTES + nameBytes(e) + LOCAL_EXTRA_GUESS);
-  // Runs of entries [i, j) whose headers one read of [headerOffset of i, end) covers.
-  const runs: Array<{ i: number; j: number; end: number }> = [];
-  for (let i = 0; i < sorted.length; ) {
-    let j = i + 1;
-    let end = guess(sorted[i]);
-    while (j < sorted.length && sorted[j].headerOffset - end <= HEADER_MERGE_GAP) end = Math.max(end, guess(sorted[j++]));
-    runs.push({ i, j, end });
-    i = j;
+  const fail = failFor(zip.source);
+  const reads = new RangeReads(zip.source);
+  const ranges: Array<[number, number]> = [];
+  for (const e of wanted) {
+    ranges.push([e.headerOffset, Math.min(e.limit, e.headerOffset + LOCAL_BYTES + e.nameBytes.length + LOCAL_EXTRA_GUESS)]);
+    // The descriptor and the 4 bytes before it (see checkDescriptor).
+    if (e.flags & FLAG_DESCRIPTOR) ranges.push([Math.max(e.headerOffset, e.limit - DESCRIPTOR_MAX_BYTES - 4), e.limit]);
   }
+  await reads.load(ranges);
   const out = new Map<string, number>();
-  // Several reads in flight: storages lie megabytes apart, and over HTTP each is a round trip.
-  await inLanes(runs.length, HEADER_READS_IN_FLIGHT, async (r) => {
-    const { i, j, end } = runs[r];
-    const base = sorted[i].headerOffset;
-    const block = await source.read(base, end);
-    for (let k = i; k < j; k++) out.set(sorted[k].name, await dataOffset(zip, sorted[k], block, base, fail));
-  });
+  for (const e of wanted) out.set(e.name, await dataOffset(reads, e, fail));
   return out;
 }
 
-const nameBytes = (e: ZipEntry) => new TextEncoder().encode(e.name).length;
-
-async function dataOffset(zip: ZipDirectory, e: ZipEntry, block: Uint8Array, base: number, fail: (m: string) => never): Promise<number> {
-  let at = e.headerOffset - base;
-  let bytes = block;
-  if (at + LOCAL_BYTES > bytes.length) {
-    bytes = await readChecked(zip.source, e.headerOffset, LOCAL_BYTES, fail, `local header of ${e.name}`);
-    at = 0;
+/** Reads the ZIP64 sizes (uncompressed, then compressed) of a local header's extra field. */
+function localZip64Sizes(extra: DataView, e: ZipEntry, fail: (m: string) => never): [number, number] {
+  for (let p = 0; p + 4 <= extra.byteLength; ) {
+    const len = extra.getUint16(p + 2, true);
+    if (extra.getUint16(p, true) === ZIP64_EXTRA_ID) {
+      if (len < 16 || p + 4 + 16 > extra.byteLength) break;
+      return [u64(extra, p + 4, fail), u64(extra, p + 12, fail)];
+    }
+    p += 4 + len;
   }
-  const v = view(bytes);
-  if (v.getUint32(at, true) !== LOCAL_SIG) fail(`entry ${e.name}: no local file header at ${e.headerOffset}`);
-  if (v.getUint16(at + 8, true) !== e.method) fail(`entry ${e.name}: local header and central directory disagree on the method`);
-  const start = e.headerOffset + LOCAL_BYTES + v.getUint16(at + 26, true) + v.getUint16(at + 28, true);
-  if (start + e.compressedSize > zip.directoryOffset) {
-    fail(`entry ${e.name}: data [${start}, ${start + e.compressedSize}) runs into the central directory at ${zip.directoryOffset}`);
+  return fail(`entry ${shown(e.name)}: local header sizes overflow 32 bits but it has no ZIP64 extra field`);
+}
+
+async function dataOffset(reads: RangeReads, e: ZipEntry, fail: (m: string) => never): Promise<number> {
+  const disagree = (what: string): never => fail(`entry ${shown(e.name)}: local header and central directory disagree on the ${what}`);
+  if (e.headerOffset + LOCAL_BYTES > e.limit) fail(`entry ${shown(e.name)}: no local file header at ${e.headerOffset}`);
+  const v = await reads.at(e.headerOffset, LOCAL_BYTES);
+  if (v.getUint32(0, true) !== LOCAL_SIG) fail(`entry ${shown(e.name)}: no local file header at ${e.headerOffset}`);
+  const flags = v.getUint16(6, true);
+  if ((flags & FLAGS_COMPARED) !== (e.flags & FLAGS_COMPARED)) disagree('flags');
+  if (v.getUint16(8, true) !== e.method) disagree('method');
+  const nameLen = v.getUint16(26, true);
+  const extraLen = v.getUint16(28, true);
+  const start = e.headerOffset + LOCAL_BYTES + nameLen + extraLen;
+  const end = start + e.compressedSize;
+  const variable = await reads.at(e.headerOffset + LOCAL_BYTES, nameLen + extraLen);
+  const name = new Uint8Array(variable.buffer, variable.byteOffset, nameLen);
+  if (nameLen !== e.nameBytes.length || name.some((b, i) => b !== e.nameBytes[i])) disagree('name');
+  if (end > e.limit) fail(`entry ${shown(e.name)}: data [${start}, ${end}) runs past the next entry, which starts at ${e.limit}`);
+  let [crc, compressed, size] = [v.getUint32(14, true), v.getUint32(18, true), v.getUint32(22, true)];
+  if (compressed === U32_MAX || size === U32_MAX) [size, compressed] = localZip64Sizes(new DataView(variable.buffer, variable.byteOffset + nameLen, extraLen), e, fail);
+  if (flags & FLAG_DESCRIPTOR) {
+    // Sizes and CRC follow the data; the local fields are zero (or the true values).
+    if (crc !== 0 && crc !== e.crc) disagree('CRC-32');
+    if ((compressed !== 0 && compressed !== e.compressedSize) || (size !== 0 && size !== e.size)) disagree('sizes');
+    await checkDescriptor(reads, e, end, fail);
+  } else {
+    if (crc !== e.crc) disagree('CRC-32');
+    if (compressed !== e.compressedSize || size !== e.size) disagree('sizes');
   }
   return start;
+}
+
+/** The data descriptor must fill [end, limit) exactly and repeat the central CRC and sizes. */
+async function checkDescriptor(reads: RangeReads, e: ZipEntry, end: number, fail: (m: string) => never): Promise<void> {
+  const gap = e.limit - end;
+  if (gap !== 12 && gap !== 16 && gap !== 20 && gap !== 24) {
+    fail(`entry ${shown(e.name)}: data ends at ${end}, ${gap} bytes before the next entry at ${e.limit}, where a data descriptor of 12 to 24 bytes belongs`);
+  }
+  const d = await reads.at(end - 4, gap + 4);
+  const signed = gap === 16 || gap === 24;
+  if (signed && d.getUint32(4, true) !== DESCRIPTOR_SIG) fail(`entry ${shown(e.name)}: no data descriptor at ${end}, where its data should end`);
+  // A signed descriptor read 4 bytes late looks like an unsigned one (CRC, sizes): data
+  // ending in the signature means the data was taken to start 4 bytes late.
+  if (!signed && d.getUint32(0, true) === DESCRIPTOR_SIG) fail(`entry ${shown(e.name)}: a data descriptor signature ends its data at ${end}: the data starts 4 bytes earlier than its local header says`);
+  const at = signed ? 8 : 4;
+  const wide = gap >= 20;
+  const compressed = wide ? u64(d, at + 4, fail) : d.getUint32(at + 4, true);
+  const size = wide ? u64(d, at + 12, fail) : d.getUint32(at + 8, true);
+  if (d.getUint32(at, true) !== e.crc || compressed !== e.compressedSize || size !== e.size) {
+    fail(`entry ${shown(e.name)}: the data descriptor at ${end} disagrees with the central directory (CRC-32 or sizes)`);
+  }
 }

@@ -145,3 +145,39 @@ export function boxMassFromCodeHistogram(hist: Uint32Array | Uint16Array, nodes:
   }
   return out.finish(offsets, kept, edges, skipped);
 }
+
+/**
+ * Box masses from each node's list of weight codes (`degree` codes per node, node-major),
+ * the form used when the bucket grid is too wide for a dense histogram: sorting a node's
+ * codes groups them exactly as the histogram counts them, so the result is identical.
+ * Sorts `codes` in place.
+ */
+export function boxMassFromCodeLists(codes: Uint32Array, nodes: number, degree: number, p: BucketParams): BoxMass {
+  const { lo } = bucketRange(p);
+  const offsets = new Uint32Array(nodes + 1);
+  const kept = new Uint32Array(nodes);
+  const out = new Growable(nodes * 16);
+  let edges = 0;
+  let skipped = 0;
+  for (let i = 0; i < nodes; i++) {
+    const list = codes.subarray(i * degree, (i + 1) * degree).sort();
+    let j = 0;
+    while (j < degree && list[j] === CODE_ZERO) j++;
+    const zeros = j;
+    while (j < degree && list[j] === CODE_NONFINITE) j++;
+    skipped += j - zeros;
+    edges += degree - j;
+    while (j < degree && list[j] < CODE_FIRST_BUCKET) j++;
+    let cum = 0;
+    while (j < degree) {
+      const c = list[j];
+      const from = j;
+      while (j < degree && list[j] === c) j++;
+      cum += j - from;
+      out.push(lo + c - CODE_FIRST_BUCKET, cum);
+    }
+    kept[i] = cum;
+    offsets[i + 1] = out.length;
+  }
+  return out.finish(offsets, kept, edges, skipped);
+}

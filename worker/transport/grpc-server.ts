@@ -48,6 +48,10 @@ export async function startGrpcServer(service: ShardService, o: GrpcServerOption
   const server = new Server({
     'grpc.max_receive_message_length': o.maxMessageBytes,
     'grpc.max_send_message_length': o.maxMessageBytes,
+    // Coordinators ping every 5 s (worker/backends/grpc.ts) with or without calls: grpc-js
+    // servers never answer pings with GOAWAY too_many_pings, so no policy option is needed
+    // (backend-grpc.test.ts checks it). The worker sends no pings of its own: pings on a
+    // connection draining for shutdown made grpc-js cancel calls still being answered.
   });
   const health = new HealthImplementation(Object.fromEntries(HEALTH_NAMES.map((n) => [n, 'NOT_SERVING' as const])));
   health.addToServer(server);
@@ -56,6 +60,8 @@ export async function startGrpcServer(service: ShardService, o: GrpcServerOption
   let drained: (() => void) | undefined;
   server.addService(workerService, {
     ComputeShard(call: ServerUnaryCall<ShardRequest, ShardResponse>, callback: sendUnaryData<ShardResponse>) {
+      // Stopping: new shards go elsewhere (UNAVAILABLE is retried on another worker).
+      if (stopping) return callback({ code: status.UNAVAILABLE, details: 'the worker is stopping' });
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort(new Error('the client cancelled the call')));
       inFlight++;
@@ -90,11 +96,13 @@ export async function startGrpcServer(service: ShardService, o: GrpcServerOption
     async shutdown() {
       stopping = true;
       for (const n of HEALTH_NAMES) health.setStatus(n, 'NOT_SERVING');
+      // The shards in flight are answered before the connections are closed: a GOAWAY while
+      // they run let grpc-js clients fail them (RST_STREAM without a status).
+      if (inFlight > 0) await new Promise<void>((r) => (drained = r));
       const closed = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       // tryShutdown also waits for open streams, and a health Watch never ends by itself:
-      // once the last shard is answered, give streams a moment, then close them.
-      const idle = inFlight === 0 ? Promise.resolve() : new Promise<void>((r) => (drained = r));
-      const settled = await Promise.race([closed.then(() => true), idle.then(() => delay(1000)).then(() => false)]);
+      // give streams a moment to see their answers, then close them.
+      const settled = await Promise.race([closed.then(() => true), delay(1000).then(() => false)]);
       if (!settled) server.forceShutdown();
       await closed;
     },

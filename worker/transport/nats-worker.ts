@@ -161,13 +161,22 @@ export async function startNatsWorker(service: ShardService, nc: NatsConnection,
       // and it should find this thread subscribed again.
       free();
       sendReply(replyTo, reply);
+      await flushed();
     } catch (err) {
       clearInterval(beat);
       free();
       const refusal = service.refuse(err, 'nats');
       if (replyTo) sendReply(replyTo, refusal);
+      await flushed();
     }
   };
+
+  /**
+   * Waits until the server has every byte published so far: an exchange ends once its reply is
+   * with the server, not in our buffer, so shutdown — which waits for the exchanges — never
+   * closes over a reply still being written.
+   */
+  const flushed = () => nc.flush().catch((err: Error) => service.log.warn('nats flush failed', { error: err.message }));
 
   const describeSub = nc.subscribe(describeSubject(subject), {
     callback: (_err, m) => {
