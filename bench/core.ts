@@ -1,5 +1,5 @@
 import { best, type BenchSection } from './cli-runs.js';
-import { edges4m, pythiaShaped } from './datasets.js';
+import { edges4m, edges4mDegree64, edges4mDegree64As, pythiaShaped } from './datasets.js';
 
 const REFERENCE_EDGES_PER_SECOND = 170_000; // the reference Python on this machine (issue #2)
 
@@ -11,6 +11,17 @@ export const benchCore: BenchSection = async (say, log) => {
     const E = r.json.stats.edges;
     const ref = E / REFERENCE_EDGES_PER_SECOND;
     say(`mfa 4M-edge .npy: ${r.seconds.toFixed(3)} s whole process, ${(E / r.seconds / 1e6).toFixed(1)}M edges/s, ${(ref / r.seconds).toFixed(0)}× the reference (~${ref.toFixed(1)} s at 170k edges/s), peak RSS ${r.maxRssMB.toFixed(0)} MB`);
+  }
+
+  // Issue #9: the shape of sampled NINs, streamed; the other layouts show what a second pass costs.
+  for (const [label, file] of [
+    ['sorted .npy', await edges4mDegree64(log)],
+    ['shuffled .npy (two passes)', await edges4mDegree64As('shuffled', log)],
+    ['Fortran-order .npy', await edges4mDegree64As('fortran', log)],
+    ['CSV (sorted: one pass)', await edges4mDegree64As('csv', log)],
+  ] as const) {
+    const r = await best(['mfa', file, '--json']);
+    say(`mfa 4M-edge degree-64 ${label} (62,500 sources): ${r.seconds.toFixed(3)} s whole process, ${(r.json.stats.edges / r.seconds / 1e6).toFixed(1)}M edges/s, peak RSS ${r.maxRssMB.toFixed(0)} MB`);
   }
 
   for (const [name, hidden, blocks] of [

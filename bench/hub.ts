@@ -1,75 +1,96 @@
+import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runSeries } from '../coordinator/analysis/emergence-series.js';
-import { analyzeModel, type AnalyzeOptions } from '../coordinator/analysis/model-analysis.js';
-import { PiscinaBackend } from '../worker/backends/piscina.js';
-import { MockHub } from '../test/helpers/mock-hub.js';
+import { createInterface } from 'node:readline';
+import { request } from 'undici';
+import { runCli, type BenchSection } from './cli-runs.js';
 import { dataDir, pythiaShaped } from './datasets.js';
-import type { BenchSection } from './cli-runs.js';
 
 /**
- * Reading checkpoints from the hub: a pythia-410m-shaped checkpoint (float16, hidden 1024,
- * 24 blocks, 0.8 GB) served by the mock hub on loopback with 20 ms added to every request,
- * as a stand-in for a real round trip. Per checkpoint: HTTP requests, bytes downloaded,
- * seconds cold (empty cache), with the range cache (analyze again) and with the result
- * cache (an emergence series run again).
+ * Reading checkpoints from the hub (issue #9): a pythia-410m-shaped checkpoint (float16,
+ * hidden 1024, 24 blocks) served by the tests' mock hub on loopback (in a process of its
+ * own: bench/mock-hub-process.ts), with a round-trip delay
+ * on every request and one link rate shared by all response bodies, as a stand-in for a
+ * real CDN. Per link: a plain download of the whole file, then `analyze --samples 0` and
+ * `--samples 0-9` as whole processes from an empty cache: seconds, requests, bytes, and the
+ * ratio to the whole-file download on the same link. Then the range cache and the result
+ * cache, and the same reads with the planner's choices overridden as the reader of issue #5
+ * made them (8 in flight, 4 KiB gaps).
  */
 
 const REPO = 'EleutherAI/pythia-410m-shaped';
-const LATENCY_MS = 20;
+const LINKS = [
+  { rttMs: 30, mbPerSec: 100 },
+  { rttMs: 80, mbPerSec: 20 },
+];
 
 export const benchHub: BenchSection = async (say, log) => {
   const dir = await pythiaShaped('pythia-410m', 1024, 24, log);
-  const hub = await MockHub.start();
+  const hub = await startMockHub();
   const cacheDir = join(dataDir, 'hub-bench-cache');
   const saved = { ...process.env };
-  const backend = new PiscinaBackend(4);
-  /** One timed run: requests, bytes and seconds as the mock counted them. */
-  const run = async (label: string, fn: () => Promise<{ fileBytes?: number }>) => {
-    hub.resetCounters();
-    const t0 = performance.now();
-    const r = await fn();
-    const s = (performance.now() - t0) / 1000;
-    const bytes = hub.bytesServed.hub + hub.bytesServed.cdn;
-    const share = r.fileBytes ? ` (${((100 * bytes) / r.fileBytes).toFixed(2)}% of ${(r.fileBytes / 1e6).toFixed(0)} MB)` : '';
-    say(`hub: ${label}: ${hub.log.length} requests, ${(bytes / 1e6).toFixed(2)} MB${share}, ${s.toFixed(2)} s per checkpoint`);
-  };
   try {
     log('loading the checkpoint into the mock hub ...');
-    await hub.addCommitFromDir(REPO, dir);
-    hub.latencyMs = LATENCY_MS;
+    await hub.ask({ add: [REPO, dir] });
     Object.assign(process.env, { HF_ENDPOINT: hub.hubUrl, NEUROMFA_CACHE: cacheDir, HF_HUB_CACHE: join(cacheDir, 'no-hf-cache') });
     delete process.env.HF_TOKEN;
-    const params = { threshold: 150, decimals: 0, minNeighbors: 10, q: Array.from({ length: 61 }, (_, i) => (i * 10 - 300) / 100) };
-    const optsFor = (samples: number[]): AnalyzeOptions => ({ samples, layerSample: 32, params, shardsPerSample: 4, shardBytes: 32 << 20 });
-    const analyze = (opts: AnalyzeOptions) => async () => (await analyzeModel(`hf://${REPO}`, opts, backend)).stats;
-    const ten = Array.from({ length: 10 }, (_, i) => i);
-    say(`hub: pythia-410m-shaped (F16, hidden 1024, 24 blocks), mock hub with ${LATENCY_MS} ms per request, at most 8 requests in flight`);
-    for (const samples of [[0], ten]) {
-      const opts = optsFor(samples);
-      const what = samples.length === 1 ? 'sample 0' : 'samples 0-9';
-      await rm(cacheDir, { recursive: true, force: true });
-      await run(`${what}, cold`, analyze(opts));
-      await run(`${what}, range cache`, analyze(opts));
-      const series = () => runSeries([{ label: 'main', model: `hf://${REPO}` }], opts, backend, undefined, { keepDuplicates: false });
-      await series();
-      await run(`${what}, result cache (emergence rerun)`, async () => {
-        await series();
-        return {};
-      });
-    }
-    // The knobs for a far-away CDN: more requests in flight, wider coalescing.
-    for (const [concurrency, gapKb] of [
-      ['32', '4'],
-      ['32', '32'],
-    ]) {
-      Object.assign(process.env, { NEUROMFA_HUB_CONCURRENCY: concurrency, NEUROMFA_HUB_GAP_KB: gapKb });
-      await rm(cacheDir, { recursive: true, force: true });
-      await run(`samples 0-9, cold, NEUROMFA_HUB_CONCURRENCY=${concurrency} NEUROMFA_HUB_GAP_KB=${gapKb}`, analyze(optsFor(ten)));
+    for (const link of LINKS) {
+      await hub.ask({ link: [link.rttMs, link.mbPerSec * 1e6] });
+      const whole = await wholeFileSeconds(hub.hubUrl, REPO);
+      await hub.ask({ counters: true });
+      const tag = `${link.rttMs} ms / ${link.mbPerSec} MB/s`;
+      say(`hub ${tag}: whole-file download ${(whole.bytes / 1e6).toFixed(0)} MB in ${whole.seconds.toFixed(2)} s`);
+      const analyze = async (label: string, samples: string, env: Record<string, string> = {}) => {
+        Object.assign(process.env, env);
+        const r = await runCli(['analyze', `hf://${REPO}`, '--samples', samples, '--json']);
+        for (const k of Object.keys(env)) delete process.env[k];
+        const { requests, bytes } = (await hub.ask({ counters: true })) as { requests: number; bytes: number };
+        say(
+          `hub ${tag}: ${label}: ${r.seconds.toFixed(2)} s, ${requests} requests, ${(bytes / 1e6).toFixed(1)} MB` +
+            ` (${((100 * bytes) / r.json.stats.fileBytes).toFixed(1)}% of the file), ${(r.seconds / whole.seconds).toFixed(2)}× the whole-file time, peak RSS ${r.maxRssMB.toFixed(0)} MB`,
+        );
+        return r;
+      };
+      for (const samples of ['0', '0-9']) {
+        await rm(cacheDir, { recursive: true, force: true });
+        await analyze(`samples ${samples}, cold`, samples);
+        await analyze(`samples ${samples}, range cache`, samples);
+      }
+      if (link.rttMs === LINKS[0].rttMs) {
+        await rm(cacheDir, { recursive: true, force: true });
+        await analyze('samples 0, cold, as issue #5 read it (NEUROMFA_HUB_CONCURRENCY=8 NEUROMFA_HUB_GAP_KB=4)', '0', { NEUROMFA_HUB_CONCURRENCY: '8', NEUROMFA_HUB_GAP_KB: '4' });
+      }
     }
   } finally {
     process.env = saved;
-    await backend.close();
-    await hub.stop();
+    hub.stop();
   }
 };
+
+/** bench/mock-hub-process.ts, asked one JSON line at a time. */
+async function startMockHub() {
+  const p = spawn(process.execPath, [join(process.cwd(), 'dist', 'bench', 'mock-hub-process.js')], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: p.stdout! })[Symbol.asyncIterator]();
+  const next = async () => JSON.parse((await lines.next()).value as string) as Record<string, unknown>;
+  const { hubUrl } = (await next()) as { hubUrl: string };
+  return {
+    hubUrl,
+    ask: async (cmd: object) => {
+      p.stdin!.write(JSON.stringify(cmd) + '\n');
+      return next();
+    },
+    stop: () => p.kill(),
+  };
+}
+
+/** One GET of the whole weight file through the CDN, as `huggingface-cli download` would. */
+async function wholeFileSeconds(hubUrl: string, repo: string): Promise<{ seconds: number; bytes: number }> {
+  const t0 = performance.now();
+  const first = await request(`${hubUrl}/${repo}/resolve/main/model.safetensors`, { method: 'GET' });
+  await first.body.dump();
+  const location = first.headers.location as string;
+  const res = await request(location, { method: 'GET' });
+  let bytes = 0;
+  for await (const chunk of res.body) bytes += chunk.length;
+  return { seconds: (performance.now() - t0) / 1000, bytes };
+}

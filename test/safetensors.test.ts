@@ -323,9 +323,9 @@ class CountingSource implements ByteSource {
   get bytesRead() {
     return this.inner.bytesRead;
   }
-  read(start: number, end: number) {
+  read(start: number, end: number, into?: Uint8Array) {
     this.calls.push([start, end]);
-    return this.inner.read(start, end);
+    return this.inner.read(start, end, into);
   }
   close() {
     return this.inner.close();

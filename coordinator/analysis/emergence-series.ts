@@ -3,7 +3,7 @@ import { InputError, UsageError } from '../../proto/errors.js';
 import { inLanes } from '../../worker/io/in-lanes.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
 import type { RunListener } from '../run/run-shards.js';
-import { analyzeModel, type AnalyzeOptions, type AnalyzeReport, type SampleResult } from './model-analysis.js';
+import { analyzeModel, openForAnalysis, type AnalyzeOptions, type AnalyzeReport, type OpenedModel, type SampleResult } from './model-analysis.js';
 import { isHubRef } from '../../worker/io/hub/ref.js';
 
 /**
@@ -134,7 +134,8 @@ function linkedGroups(keysOf: ReadonlyArray<Map<string, string> | undefined>): A
 function resultKey(id: Identity, sample: number | 'full', opts: AnalyzeOptions): string {
   const files = Object.entries(id.sha256).sort(([a], [b]) => (a < b ? -1 : 1));
   const layerSample = sample === 'full' ? null : opts.layerSample;
-  return createHash('sha256').update(JSON.stringify({ v: 1, files, sample, layerSample, params: opts.params })).digest('hex');
+  // v2: results gained qAlpha; v3: bytesSha256 hashes the sampled elements, not whole rows.
+  return createHash('sha256').update(JSON.stringify({ v: 3, files, sample, layerSample, params: opts.params })).digest('hex');
 }
 
 interface CachedResult {
@@ -163,6 +164,40 @@ async function resultCache() {
   };
 }
 
+interface OpenedMember {
+  /** Samples found in the result cache. */
+  found: Map<number | 'full', CachedResult>;
+  /** The checkpoint opened and its rows read for the others; absent when all were cached. */
+  opened?: OpenedModel;
+  model: string;
+  todoOpts: AnalyzeOptions;
+}
+
+/** The reading half of a member: result-cache lookups, then the rows the other samples need. */
+async function openMember(
+  m: SeriesMember,
+  id: Identity | undefined,
+  opts: AnalyzeOptions,
+  listener: RunListener | undefined,
+  cache: Awaited<ReturnType<typeof resultCache>> | undefined,
+): Promise<OpenedMember> {
+  const wanted = opts.samples === 'full' ? (['full'] as const) : opts.samples;
+  const found = new Map<number | 'full', CachedResult>();
+  if (id && cache) {
+    for (const s of wanted) {
+      const hit = await cache.get(id, s, opts);
+      // A result cached without --per-layer has no block spectra: compute it again.
+      if (hit && (!opts.perLayer || hit.result.blocks)) found.set(s, hit);
+    }
+  }
+  const todo = wanted.filter((s) => !found.has(s));
+  // The commit described, not the branch: a branch moved since then must not slip in.
+  const model = id ? `hf://${id.repo}@${id.commit}` : m.model;
+  const todoOpts: AnalyzeOptions = { ...opts, samples: opts.samples === 'full' ? 'full' : (todo as number[]) };
+  return { found, model, todoOpts, ...(todo.length > 0 ? { opened: await openForAnalysis(model, todoOpts, listener) } : {}) };
+}
+
+/** The computing half: shards of the samples not cached, then the member's results. */
 async function analyseMember(
   m: SeriesMember,
   id: Identity | undefined,
@@ -170,21 +205,12 @@ async function analyseMember(
   backend: ShardBackend,
   listener: RunListener | undefined,
   cache: Awaited<ReturnType<typeof resultCache>> | undefined,
+  { found, opened, model, todoOpts }: OpenedMember,
 ): Promise<AnalysedMember> {
   const wanted = opts.samples === 'full' ? (['full'] as const) : opts.samples;
-  const found = new Map<number | 'full', CachedResult>();
-  if (id && cache) {
-    for (const s of wanted) {
-      const hit = await cache.get(id, s, opts);
-      if (hit) found.set(s, hit);
-    }
-  }
-  const todo = wanted.filter((s) => !found.has(s));
   let report: AnalyzeReport | undefined;
-  if (todo.length > 0) {
-    // The commit described, not the branch: a branch moved since then must not slip in.
-    const model = id ? `hf://${id.repo}@${id.commit}` : m.model;
-    report = await analyzeModel(model, { ...opts, samples: opts.samples === 'full' ? 'full' : (todo as number[]) }, backend, listener);
+  if (opened) {
+    report = await analyzeModel(model, todoOpts, backend, listener, opened);
     for (const r of report.samples) {
       if (id && cache) await cache.put(id, r.sample, opts, { layout: report.layout, architecture: report.architecture, result: r });
     }
@@ -256,9 +282,27 @@ export async function runSeries(
 
   const cache = ids.some((id) => id) ? await resultCache() : undefined;
   const analysed = new Map<number, AnalysedMember>();
-  for (const [i, m] of members.entries()) {
-    if (isMissing(i) || excluded.has(i)) continue;
-    analysed.set(i, await analyseMember(m, ids[i], opts, backend, listener, cache));
+  const todo = members.flatMap((m, i) => (isMissing(i) || excluded.has(i) ? [] : [i]));
+  // The next checkpoint is read while the current one's shards compute; reading the one
+  // after waits for that, so at most two checkpoints' rows are in memory.
+  const open = (index: number) => {
+    const i = todo[index];
+    // Names the checkpoint being read and lets the progress bar plan the whole series.
+    listener?.({ type: 'checkpoint', label: members[i].label, index, of: todo.length });
+    const p = openMember(members[i], ids[i], opts, listener, cache);
+    p.catch(() => {}); // awaited below; marked handled so a failure during the previous compute is not fatal twice
+    return p;
+  };
+  let next = todo.length > 0 ? open(0) : undefined;
+  try {
+    for (const [index, i] of todo.entries()) {
+      const current = await next!;
+      next = index + 1 < todo.length ? open(index + 1) : undefined;
+      analysed.set(i, await analyseMember(members[i], ids[i], opts, backend, listener, cache, current));
+    }
+  } finally {
+    // A failed run leaves the read-ahead checkpoint open: close it.
+    void next?.then((m) => m.opened?.ckpt.close(), () => {});
   }
 
   const hashes = new Map<number, string>();

@@ -1,11 +1,16 @@
-import { InputError } from '../../proto/errors.js';
-import { readCsvEdges } from '../../worker/io/csv-edges.js';
-import type { EdgeList } from '../../worker/io/edge-list.js';
-import { readNpyEdges } from '../../worker/io/npy.js';
+import { openCsvEdgeStream } from '../../worker/io/csv-edges.js';
+import type { EdgeStream } from '../../worker/io/edge-list.js';
+import { openNpyEdgeStream } from '../../worker/io/npy.js';
 
-/** An edge list from `.npy` (SPEC §1) or CSV `src,dst,weight`; the readers check node ids. */
-export async function readEdges(path: string): Promise<EdgeList> {
-  const edges = /\.(csv|txt)$/i.test(path) ? await readCsvEdges(path) : await readNpyEdges(path);
-  if (edges.count === 0) throw new InputError(`${path}: the edge list is empty`);
-  return edges;
+/**
+ * Runs `work` on the edge list at `path` — a `.npy` (SPEC §1) or a CSV `src,dst,weight`
+ * (`.csv`, `.txt`) — streamed in blocks of `chunkBytes`, and closes the file after.
+ */
+export async function withEdgeStream<T>(path: string, work: (stream: EdgeStream) => Promise<T>, chunkBytes?: number): Promise<T> {
+  const stream = /\.(csv|txt)$/i.test(path) ? await openCsvEdgeStream(path, chunkBytes) : await openNpyEdgeStream(path, chunkBytes);
+  try {
+    return await work(stream);
+  } finally {
+    await stream.close();
+  }
 }

@@ -5,7 +5,7 @@ import { setFor, type SamplePlan } from './sample-plan.js';
 export type RowLookup = (tensor: string, row: number) => (col: number) => number;
 
 /** Finds the stored part and local row that hold row j of a stacked matrix. */
-function partOf(m: NinMatrix, j: number): { index: number; row: number } {
+export function partOf(m: NinMatrix, j: number): { index: number; row: number } {
   let row = j;
   for (let index = 0; index < m.parts.length; index++) {
     if (row < m.parts[index].rows) return { index, row };
@@ -14,43 +14,23 @@ function partOf(m: NinMatrix, j: number): { index: number; row: number } {
   throw new RangeError(`row ${j} outside ${m.name}`);
 }
 
-/** The stored rows a sample touches: W rows in Y, or for Conv1D parts the rows in X. */
-export function neededRows(layout: Layout, plan: SamplePlan, into = new Map<string, Set<number>>()): Map<string, Set<number>> {
+/** Edges a sample can have at most: |X|·|Y| per stage (zero weights are then left out). */
+export function sampledEdgeBound(layout: Layout, plan: SamplePlan): number {
+  let bound = 0;
   layout.blocks.forEach((block, b) => {
-    for (const st of block.stages) {
-      if (st.kind !== 'matrix') continue;
-      const X = setFor(plan, b, st.x);
-      const Y = setFor(plan, b, st.y);
-      for (const j of Y) {
-        const { index, row } = partOf(st.matrix, j);
-        const part = st.matrix.parts[index];
-        let rows = into.get(part.tensor);
-        if (!rows) into.set(part.tensor, (rows = new Set()));
-        if (part.transposed) for (const i of X) rows.add(i);
-        else rows.add(row);
-      }
-    }
+    for (const st of block.stages) bound += setFor(plan, b, st.x).length * setFor(plan, b, st.y).length;
   });
-  return into;
+  return bound;
 }
 
 /**
- * The reference edge list of one sample (SPEC §2), rows [src, dst, w] interleaved. Counters
- * x0/y0 advance by each stage's input and output sizes; zero weights are not edges.
+ * The reference edge list of one sample (SPEC §2), rows [src, dst, w] interleaved, written into
+ * one array sized from the plan (sampledEdgeBound) and returned as a view on its filled rows.
+ * Counters x0/y0 advance by each stage's input and output sizes; zero weights are not edges.
  */
 export function sampledEdges(layout: Layout, plan: SamplePlan, rowOf: RowLookup): Float64Array {
-  let out = new Float64Array(1 << 16);
+  const out = new Float64Array(3 * sampledEdgeBound(layout, plan));
   let n = 0;
-  const push = (a: number, b: number, w: number) => {
-    if (n + 3 > out.length) {
-      const grown = new Float64Array(out.length * 2);
-      grown.set(out);
-      out = grown;
-    }
-    out[n++] = a;
-    out[n++] = b;
-    out[n++] = w;
-  };
   let x0 = 0;
   let y0 = layout.hidden;
   layout.blocks.forEach((block, b) => {
@@ -58,28 +38,49 @@ export function sampledEdges(layout: Layout, plan: SamplePlan, rowOf: RowLookup)
       const X = setFor(plan, b, st.x);
       const Y = setFor(plan, b, st.y);
       if (st.kind === 'pass') {
-        for (const i of X) for (const j of Y) {
-          const a = st.pass.value(i, j);
-          if (a !== 0) push(x0 + i, y0 + j, a);
+        for (const i of X) {
+          for (const j of Y) {
+            const a = st.pass.value(i, j);
+            if (a === 0) continue;
+            out[n++] = x0 + i;
+            out[n++] = y0 + j;
+            out[n++] = a;
+          }
         }
         x0 += st.pass.inputs;
         y0 += st.pass.outputs;
         continue;
       }
       const m = st.matrix;
-      const where = Array.from(Y, (j) => partOf(m, j));
-      // W[j][i]: row j of a Linear part, or element j of row i of a Conv1D part.
-      const straight = where.map(({ index, row }) => (m.parts[index].transposed ? null : rowOf(m.parts[index].tensor, row)));
-      for (const i of X) {
-        for (let y = 0; y < Y.length; y++) {
-          const { index, row } = where[y];
-          const w = straight[y]?.(i) ?? rowOf(m.parts[index].tensor, i)(row);
-          if (w !== 0) push(x0 + i, y0 + Y[y], w);
+      // Filled column by column (one stored row per output j, so one reader per inner loop),
+      // straight into the (i outer, j inner) places, then zero weights squeezed out.
+      const base = n;
+      const stride = 3 * Y.length;
+      // A Conv1D part stores W transposed: its row i serves every j of that i, looked up once.
+      const crossed = new Map<number, Array<(col: number) => number>>();
+      for (let y = 0; y < Y.length; y++) {
+        const { index, row } = partOf(m, Y[y]);
+        const part = m.parts[index];
+        const dst = y0 + Y[y];
+        if (part.transposed && !crossed.has(index)) crossed.set(index, Array.from(X, (i) => rowOf(part.tensor, i)));
+        const read = part.transposed ? null : rowOf(part.tensor, row);
+        const rowsOfX = crossed.get(index);
+        for (let x = 0, at = base + 3 * y; x < X.length; x++, at += stride) {
+          out[at] = x0 + X[x];
+          out[at + 1] = dst;
+          out[at + 2] = read ? read(X[x]) : rowsOfX![x](row);
         }
+      }
+      const end = base + stride * X.length;
+      for (let from = base; from < end; from += 3) {
+        if (out[from + 2] === 0) continue;
+        out[n++] = out[from];
+        out[n++] = out[from + 1];
+        out[n++] = out[from + 2];
       }
       x0 += m.inputs;
       y0 += m.outputs;
     }
   });
-  return out.slice(0, n);
+  return out.subarray(0, n);
 }

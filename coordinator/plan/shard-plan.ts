@@ -50,14 +50,8 @@ export const BYTES_PER_ELEMENT = { F64: 8, F32: 4, F16: 2, BF16: 2 } as const;
 export function matrixTasks(matrices: readonly NinMatrix[], ckpt: Checkpoint, params: MfaParams, targetBytes: number, firstId = 0): ShardTask[] {
   const tasks: ShardTask[] = [];
   for (const m of matrices) {
-    const parts: MatrixPart[] = m.parts.map((p) => {
-      const t = ckpt.tensors.get(p.tensor)!;
-      // Matrix shards stream row-major bytes; a strided view (.bin transposes) would be misread.
-      if (!isContiguous(t)) throw new InputError(`${t.source.name}: tensor ${p.tensor} is a non-contiguous view; --full needs contiguous tensors (sampled analysis reads it fine)`);
-      return { tensor: p.tensor, file: t.source.name, dataStart: t.start, dtype: requireFloatTensor(t), rows: p.rows, transposed: p.transposed };
-    });
-    const bytesPerColumn = parts.reduce((a, p) => a + p.rows * BYTES_PER_ELEMENT[p.dtype], 0);
-    const columns = Math.max(1, Math.floor(targetBytes / bytesPerColumn));
+    const parts = matrixParts(m, ckpt);
+    const columns = columnsPerShard(parts, targetBytes);
     for (let c = 0; c < m.inputs; c += columns) {
       tasks.push({
         id: firstId + tasks.length,
@@ -68,4 +62,20 @@ export function matrixTasks(matrices: readonly NinMatrix[], ckpt: Checkpoint, pa
     }
   }
   return tasks;
+}
+
+/** The stored parts of a layout matrix as shards name them. */
+export function matrixParts(m: NinMatrix, ckpt: Checkpoint): MatrixPart[] {
+  return m.parts.map((p) => {
+    const t = ckpt.tensors.get(p.tensor)!;
+    // Matrix shards stream row-major bytes; a strided view (.bin transposes) would be misread.
+    if (!isContiguous(t)) throw new InputError(`${t.source.name}: tensor ${p.tensor} is a non-contiguous view; --full needs contiguous tensors (sampled analysis reads it fine)`);
+    return { tensor: p.tensor, file: t.source.name, dataStart: t.start, dtype: requireFloatTensor(t), rows: p.rows, transposed: p.transposed };
+  });
+}
+
+/** Columns (nodes) per full-NIN shard: as many as fit in `targetBytes` of stored weights, at least one. */
+export function columnsPerShard(parts: readonly MatrixPart[], targetBytes: number): number {
+  const bytesPerColumn = parts.reduce((a, p) => a + p.rows * BYTES_PER_ELEMENT[p.dtype], 0);
+  return Math.max(1, Math.floor(targetBytes / bytesPerColumn));
 }

@@ -70,6 +70,10 @@ export class MockHub {
   treePageSize = 2;
   /** Added to every response, for benchmarks. */
   latencyMs = 0;
+  /** Set: every body of both origins shares one link of this many bytes per second (benchmarks). */
+  linkBytesPerSec?: number;
+  /** When the shared link is next free (performance.now() ms). */
+  private linkFreeAt = 0;
   private readonly inFlight: Record<Origin, number> = { hub: 0, cdn: 0 };
   private readonly repos = new Map<string, MockRepo>();
   private readonly blobs = new Map<string, Uint8Array>();
@@ -177,7 +181,8 @@ export class MockHub {
       res.writeHead(status, { ...headers, 'Content-Length': bytes?.length ?? 0 });
       if (req.method !== 'HEAD' && bytes) {
         this.bytesServed[origin] += bytes.length;
-        res.end(bytes);
+        if (this.linkBytesPerSec) void this.paced(res, bytes);
+        else res.end(bytes);
       } else {
         res.end();
       }
@@ -192,6 +197,24 @@ export class MockHub {
     } catch (err) {
       return send(500, {}, String(err));
     }
+  }
+
+  /**
+   * Writes a body through the shared link: each 64 KiB piece takes its turn on the link and
+   * is sent when the link would have finished moving it, so concurrent bodies share the rate.
+   */
+  private async paced(res: ServerResponse, bytes: Uint8Array): Promise<void> {
+    const perMs = this.linkBytesPerSec! / 1000;
+    for (let at = 0; at < bytes.length && !res.destroyed; at += 64 << 10) {
+      const piece = bytes.subarray(at, Math.min(bytes.length, at + (64 << 10)));
+      const now = performance.now();
+      // Up to 10 ms of an idle link's time is owed back, so timer lateness does not slow the link.
+      this.linkFreeAt = Math.max(now - 10, this.linkFreeAt) + piece.length / perMs;
+      const wait = this.linkFreeAt - now;
+      if (wait >= 2) await new Promise((r) => setTimeout(r, wait));
+      if (!res.write(piece)) await new Promise((r) => res.once('drain', r));
+    }
+    res.end();
   }
 
   private takeFault(origin: Origin, path: string): Fault | undefined {

@@ -1,5 +1,9 @@
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { InputError } from '../../proto/errors.js';
+import { openRegularFile } from './open-regular.js';
+import { preadFully, readFileRanges } from './file-ranges.js';
+import { inLanes } from './in-lanes.js';
+import type { WantedRange } from './ranged-read.js';
 
 /**
  * Random access to the bytes of one file. Every reader (safetensors, .npy) goes through
@@ -19,7 +23,26 @@ export interface ByteSource {
    * request. Local files leave it unset: 0, adjacent rows only.
    */
   readonly coalesceGapBytes?: number;
+  /**
+   * Fills every wanted range (sorted, disjoint) with the requests the source's read planner
+   * finds cheapest (read-plan.ts); counted in bytesRead as the wanted bytes. Sources without
+   * it are read range by range (readRangesOf).
+   */
+  readRanges?(wanted: readonly WantedRange[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Bytes read concurrently per source that cannot plan its own requests. */
+const PLAIN_READS_IN_FLIGHT = 16;
+
+/** `source.readRanges`, or one read per range where the source has no planner. */
+export async function readRangesOf(source: ByteSource, wanted: readonly WantedRange[]): Promise<void> {
+  if (source.readRanges) return source.readRanges(wanted);
+  await inLanes(wanted.length, PLAIN_READS_IN_FLIGHT, async (k) => {
+    const w = wanted[k];
+    if (w.into) await source.read(w.start, w.end, w.into);
+    else w.take(w.start, await source.read(w.start, w.end));
+  });
 }
 
 export class FileByteSource implements ByteSource {
@@ -31,20 +54,8 @@ export class FileByteSource implements ByteSource {
   ) {}
 
   static async open(path: string): Promise<FileByteSource> {
-    let handle: FileHandle;
-    try {
-      handle = await open(path, 'r');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : String((err as Error).message);
-      throw new InputError(`${path}: ${why}`, { cause: err });
-    }
-    const stat = await handle.stat();
-    if (!stat.isFile()) {
-      await handle.close();
-      throw new InputError(`${path}: not a regular file`);
-    }
-    return new FileByteSource(path, stat.size, handle);
+    const { handle, size } = await openRegularFile(path);
+    return new FileByteSource(path, size, handle);
   }
 
   async read(start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
@@ -52,14 +63,17 @@ export class FileByteSource implements ByteSource {
       throw new InputError(`${this.name}: read of bytes [${start}, ${end}) outside the file (${this.size} bytes)`);
     }
     const out = into ?? new Uint8Array(end - start);
-    let done = 0;
-    while (done < out.length) {
-      const { bytesRead } = await this.handle.read(out, done, out.length - done, start + done);
-      if (bytesRead === 0) throw new InputError(`${this.name}: file shrank while reading (truncated at ${start + done})`);
-      done += bytesRead;
-    }
+    await preadFully(this.handle, this.name, out, start);
     this.bytesRead += out.length;
     return out;
+  }
+
+  async readRanges(wanted: readonly WantedRange[]): Promise<void> {
+    for (const w of wanted) {
+      if (w.start < 0 || w.end > this.size || w.start > w.end) throw new InputError(`${this.name}: read of bytes [${w.start}, ${w.end}) outside the file (${this.size} bytes)`);
+    }
+    await readFileRanges(this.handle, this.name, wanted);
+    for (const w of wanted) this.bytesRead += w.end - w.start;
   }
 
   async close(): Promise<void> {

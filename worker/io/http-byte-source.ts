@@ -1,5 +1,10 @@
 import { InputError, IntegrityError, NeuromfaError, TransportError } from '../../proto/errors.js';
 import type { ByteSource } from './byte-source.js';
+import { fetchTransport, undiciTransport, type RangeTransport } from './http-transport.js';
+import type { Limiter } from './limiter.js';
+import { LinkMeter } from './link-meter.js';
+import { readPlanned, type WantedRange } from './ranged-read.js';
+import type { LinkModel } from './read-plan.js';
 
 /**
  * ByteSource over HTTP Range requests: one inclusive range per request, and only a 206 whose
@@ -100,10 +105,15 @@ export async function guardedFetch<T>(fetchFn: FetchLike, url: string, init: Req
     const res = await fetchFn(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
     return await read(res);
   } catch (err) {
-    if (err instanceof NeuromfaError) throw err;
-    const cause = (err as { cause?: { code?: string } }).cause?.code;
-    return { retry: `network error: ${(err as Error).message}${cause ? ` (${cause})` : ''}` };
+    return networkRetry(err);
   }
+}
+
+/** A thrown network failure (reset, timeout, body cut off) as a retry reason; our own errors pass. */
+export function networkRetry(err: unknown): { retry: string } {
+  if (err instanceof NeuromfaError) throw err;
+  const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as { code?: string }).code;
+  return { retry: `network error: ${(err as Error).message}${cause ? ` (${cause})` : ''}` };
 }
 
 /** `bytes a-b/total` → numbers; total is undefined for `*`. */
@@ -111,24 +121,6 @@ export function parseContentRange(value: string | null): { first: number; last: 
   const m = value ? /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(value.trim()) : null;
   if (!m) return undefined;
   return { first: Number(m[1]), last: Number(m[2]), total: m[3] === '*' ? undefined : Number(m[3]) };
-}
-
-/** A concurrency bound shared by every source of one client. */
-export type Limiter = <T>(fn: () => Promise<T>) => Promise<T>;
-
-export function createLimiter(max: number): Limiter {
-  let active = 0;
-  const queue: Array<() => void> = [];
-  return async (fn) => {
-    if (active >= max) await new Promise<void>((r) => queue.push(r));
-    active++;
-    try {
-      return await fn();
-    } finally {
-      active--;
-      queue.shift()?.();
-    }
-  };
 }
 
 export interface HttpByteSourceOptions {
@@ -140,29 +132,43 @@ export interface HttpByteSourceOptions {
    * and its 403 is an error.
    */
   url: string | ((expired: boolean) => Promise<string>);
+  /** Sends the requests through this fetch instead of undici's keep-alive Agent. */
   fetch?: FetchLike;
   /** Headers per URL: the hub passes its token only to its own origin, never the CDN's. */
   headers?: Record<string, string> | ((url: string) => Record<string, string>);
   retry?: Partial<RetryPolicy>;
   sleep?: (ms: number) => Promise<void>;
+  /** The origin's bound on requests in flight, shared by every source of a client. */
   limit?: Limiter;
+  /** The origin's link as measured so far, shared likewise; planned reads follow it. */
+  meter?: LinkMeter;
   /** Called before each HTTP request is sent (stats; may throw to stop a runaway). */
   onRequest?: () => void;
   /** Called with the size of each accepted 206 body. */
   onBytes?: (bytes: number) => void;
-  /** @default REMOTE_GAP_BYTES */
+  /** Gap read through between strided elements (readRowList's strided path). @default REMOTE_GAP_BYTES */
   coalesceGapBytes?: number;
+}
+
+/** A copy of every body chunk a planned read receives (the range cache), and of each finished request. */
+export interface RangeTee {
+  chunk(at: number, bytes: Uint8Array): Promise<void>;
+  done(start: number, end: number): void;
 }
 
 /** Re-resolutions allowed per read: one expiry is normal, a loop of them is not. */
 const MAX_REFRESHES = 2;
+
+/** A link nobody has measured yet: a transatlantic CDN, sized so early plans are not absurd either way. */
+export const DEFAULT_REMOTE_LINK: LinkModel = { rttMs: 50, bytesPerMs: 50_000, maxInFlight: 128, maxRequestBytes: 16 << 20 };
 
 export class HttpByteSource implements ByteSource {
   bytesRead = 0;
   readonly coalesceGapBytes: number;
   readonly name: string;
   readonly size: number;
-  private readonly fetchFn: FetchLike;
+  private readonly transport: RangeTransport;
+  private readonly meter: LinkMeter;
   private readonly policy: RetryPolicy;
   private current?: Promise<string>;
   /** Identical ranges requested concurrently share one request. */
@@ -171,7 +177,8 @@ export class HttpByteSource implements ByteSource {
   constructor(private readonly opts: HttpByteSourceOptions) {
     this.name = opts.name;
     this.size = opts.size;
-    this.fetchFn = opts.fetch ?? ((u, i) => fetch(u, i));
+    this.meter = opts.meter ?? new LinkMeter(DEFAULT_REMOTE_LINK);
+    this.transport = opts.fetch ? fetchTransport(opts.fetch) : undiciTransport(this.meter.model().maxInFlight);
     this.policy = { ...DEFAULT_RETRY, ...opts.retry };
     this.coalesceGapBytes = opts.coalesceGapBytes ?? REMOTE_GAP_BYTES;
   }
@@ -183,10 +190,14 @@ export class HttpByteSource implements ByteSource {
     return new HttpByteSource({ ...opts, name: opts.name ?? url, url, size: total.total! });
   }
 
-  async read(start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
+  private check(start: number, end: number): void {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end > this.size || start > end) {
       throw new InputError(`${this.name}: read of bytes [${start}, ${end}) outside the file (${this.size} bytes)`);
     }
+  }
+
+  async read(start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
+    this.check(start, end);
     let bytes: Uint8Array;
     if (start === end) {
       bytes = new Uint8Array(0);
@@ -194,7 +205,8 @@ export class HttpByteSource implements ByteSource {
       const key = `${start}-${end}`;
       let p = this.inFlight.get(key);
       if (!p) {
-        p = this.fetchRange(start, end, false).then((r) => r.bytes);
+        const limit = this.opts.limit ?? ((fn) => fn());
+        p = limit(() => this.fetchRange(start, end, false)).then((r) => r.bytes);
         this.inFlight.set(key, p);
         void p.then(() => this.inFlight.delete(key), () => this.inFlight.delete(key));
       }
@@ -204,6 +216,12 @@ export class HttpByteSource implements ByteSource {
     if (!into) return bytes;
     into.set(bytes);
     return into;
+  }
+
+  async readRanges(wanted: readonly WantedRange[], tee?: RangeTee): Promise<void> {
+    for (const w of wanted) this.check(w.start, w.end);
+    await readPlanned(wanted, () => this.meter.model(), async (start, end, deliver) => void (await this.stream(start, end, false, deliver, tee)), this.opts.limit);
+    for (const w of wanted) this.bytesRead += w.end - w.start;
   }
 
   async close(): Promise<void> {}
@@ -233,20 +251,32 @@ export class HttpByteSource implements ByteSource {
   }
 
   private async fetchRange(start: number, end: number, probe: boolean): Promise<{ bytes: Uint8Array; total?: number }> {
-    const limit = this.opts.limit ?? ((fn) => fn());
+    const bytes = new Uint8Array(end - start);
+    const total = await this.stream(start, end, probe, (at, chunk) => bytes.set(chunk, at - start));
+    return { bytes, total };
+  }
+
+  /**
+   * One range request with retries, its body handed to `deliver` chunk by chunk as it
+   * arrives; resolves with the file size the server stated. Only a 206 whose Content-Range
+   * is exactly the range asked for is data.
+   */
+  private async stream(start: number, end: number, probe: boolean, deliver: (at: number, chunk: Uint8Array) => void, tee?: RangeTee): Promise<number | undefined> {
     const what = `${this.name}: bytes ${start}-${end - 1}`;
     let refreshes = 0;
     let stale: string | undefined;
-    return withRetries(what, this.policy, this.opts.sleep ?? sleep, async () => {
+    const total = await withRetries(what, this.policy, this.opts.sleep ?? sleep, async (): Promise<Attempt<number | undefined>> => {
       const url = await this.url(stale);
       stale = undefined;
       this.opts.onRequest?.();
       const h = this.opts.headers;
       const headers = { ...(typeof h === 'function' ? h(url) : h), Range: `bytes=${start}-${end - 1}` };
-      return limit(() =>
-        guardedFetch(this.fetchFn, url, { headers }, this.policy.timeoutMs, async (res) => {
-          if (res.status === 206) return this.body(res, start, end, probe, what);
-          await res.body?.cancel().catch(() => {});
+      try {
+        const sent = performance.now();
+        const res = await this.transport(url, headers, AbortSignal.timeout(this.policy.timeoutMs));
+        this.meter.firstByte(performance.now() - sent);
+        if (res.status !== 206) {
+          await res.discard();
           if (res.status === 200) return { retry: 'the server ignored the Range header (200 instead of 206)', headers: res.headers };
           if (res.status === 416) {
             // An unsatisfied range answers `Content-Range: bytes */SIZE` (RFC 9110 §14.4).
@@ -261,25 +291,39 @@ export class HttpByteSource implements ByteSource {
           }
           if (isRetryable(res.status)) return { retry: `HTTP ${res.status}`, headers: res.headers };
           throw new TransportError(`${what}: HTTP ${res.status}${res.headers.get('x-error-message') ? ` (${res.headers.get('x-error-message')})` : ''}`);
-        }),
-      );
+        }
+        const cr = parseContentRange(res.headers.get('content-range'));
+        if (!cr || cr.first !== start || cr.last !== end - 1) {
+          await res.discard();
+          return { retry: `Content-Range ${JSON.stringify(res.headers.get('content-range'))} is not the range asked for` };
+        }
+        if (!probe && cr.total !== undefined && cr.total !== this.size) {
+          await res.discard();
+          throw new IntegrityError(`${what}: the file is ${cr.total} bytes, not the ${this.size} it was resolved with (it changed under us)`);
+        }
+        const flow = this.meter.bodyStarted(end - start);
+        let got = 0;
+        try {
+          for await (const chunk of res.body) {
+            if (got + chunk.length > end - start) {
+              await res.discard();
+              return { retry: `body longer than the range (more than ${end - start} bytes)` };
+            }
+            deliver(start + got, chunk);
+            await tee?.chunk(start + got, chunk);
+            got += chunk.length;
+          }
+        } finally {
+          flow.end(got);
+        }
+        if (got < end - start) return { retry: `truncated body (${got} of ${end - start} bytes)` };
+        this.opts.onBytes?.(got);
+        return { value: cr.total };
+      } catch (err) {
+        return networkRetry(err);
+      }
     });
-  }
-
-  private async body(res: Response, start: number, end: number, probe: boolean, what: string): Promise<Attempt<{ bytes: Uint8Array; total?: number }>> {
-    const cr = parseContentRange(res.headers.get('content-range'));
-    if (!cr || cr.first !== start || cr.last !== end - 1) {
-      await res.body?.cancel().catch(() => {});
-      return { retry: `Content-Range ${JSON.stringify(res.headers.get('content-range'))} is not the range asked for` };
-    }
-    if (!probe && cr.total !== undefined && cr.total !== this.size) {
-      await res.body?.cancel().catch(() => {});
-      throw new IntegrityError(`${what}: the file is ${cr.total} bytes, not the ${this.size} it was resolved with (it changed under us)`);
-    }
-    const bytes = new Uint8Array(await res.arrayBuffer());
-    if (bytes.length < end - start) return { retry: `truncated body (${bytes.length} of ${end - start} bytes)` };
-    if (bytes.length > end - start) return { retry: `body longer than the range (${bytes.length} of ${end - start} bytes)` };
-    this.opts.onBytes?.(bytes.length);
-    return { value: { bytes, total: cr.total } };
+    tee?.done(start, end);
+    return total;
   }
 }

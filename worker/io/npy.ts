@@ -1,58 +1,121 @@
 import { InputError } from '../../proto/errors.js';
 import { FileByteSource } from './byte-source.js';
 import { writeFileAtomic } from './atomic-write.js';
-import { checkNodeIds, edgesFromColumns, edgesFromRows, type EdgeList } from './edge-list.js';
+import { checkNodeIds, DEFAULT_CHUNK_BYTES, edgesFromColumns, edgesFromRows, firstBadNodeId, nodeIdError, type EdgeBlock, type EdgeList, type EdgeStream } from './edge-list.js';
+import { NPY_MAGIC, npyPreambleLength, parseNpyHeader } from './npy-header.js';
 
+/** Group offsets are Uint32 (edge-groups.ts): an edge list holds at most this many edges. */
+const MAX_EDGES = 0xffffffff;
 
-const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
-
-function parseHeader(path: string, text: string): { descr: string; fortran: boolean; shape: number[] } {
-  const descr = /'descr':\s*'([^']*)'/.exec(text)?.[1];
-  const fortran = /'fortran_order':\s*(True|False)/.exec(text)?.[1];
-  const shape = /'shape':\s*\(([^)]*)\)/.exec(text)?.[1];
-  if (descr === undefined || fortran === undefined || shape === undefined) {
-    throw new InputError(`${path}: not a valid .npy file (unreadable header)`);
-  }
-  const dims = shape
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '')
-    .map(Number);
-  return { descr, fortran: fortran === 'True', shape: dims };
+interface OpenNpy {
+  source: FileByteSource;
+  edges: number;
+  dataStart: number;
+  fortranOrder: boolean;
 }
 
-/** Reads a float64 (E, 3) `.npy` edge list (SPEC §1), C or Fortran order. */
-export async function readNpyEdges(path: string): Promise<EdgeList> {
-  const src = await FileByteSource.open(path);
+/** Opens a float64 (E, 3) `.npy` edge list (SPEC §1) and checks its header and size. */
+async function openNpyEdges(path: string): Promise<OpenNpy> {
+  const source = await FileByteSource.open(path);
   try {
-    if (src.size < 10) throw new InputError(`${path}: not a .npy file (too short)`);
-    const head = await src.read(0, Math.min(src.size, 12));
-    if (!MAGIC.every((b, i) => head[i] === b)) throw new InputError(`${path}: not a .npy file (bad magic bytes)`);
-    const major = head[6];
-    const view = new DataView(head.buffer, head.byteOffset, head.length);
-    const wide = major >= 2;
-    if (wide && head.length < 12) throw new InputError(`${path}: not a .npy file (too short)`);
-    const headerLen = wide ? view.getUint32(8, true) : view.getUint16(8, true);
-    const dataStart = (wide ? 12 : 10) + headerLen;
-    if (dataStart > src.size) throw new InputError(`${path}: .npy header runs past the end of the file`);
-    const text = new TextDecoder().decode(await src.read(wide ? 12 : 10, dataStart));
-    const { descr, fortran, shape } = parseHeader(path, text);
+    let head = await source.read(0, Math.min(source.size, 4096));
+    const dataStart = npyPreambleLength(path, head, source.size);
+    if (dataStart > head.length) head = await source.read(0, dataStart);
+    const { descr, shape, fortranOrder } = parseNpyHeader(path, head.subarray(0, dataStart));
     if (descr !== '<f8' || shape.length !== 2 || shape[1] !== 3) {
       throw new InputError(`${path}: expected a float64 array of shape (E, 3) (rows src, dst, w); got dtype ${descr} shape (${shape.join(', ')})`);
     }
-    const E = shape[0];
-    const need = E * 3 * 8;
-    if (src.size - dataStart < need) {
-      throw new InputError(`${path}: truncated: shape (${E}, 3) needs ${need} data bytes, file has ${src.size - dataStart}`);
+    const edges = shape[0];
+    if (edges > MAX_EDGES) throw new InputError(`${path}: shape (${edges}, 3) has more edges than the ${MAX_EDGES} an edge list may hold`);
+    const need = edges * 3 * 8;
+    if (source.size - dataStart < need) {
+      throw new InputError(`${path}: truncated: shape (${edges}, 3) needs ${need} data bytes, file has ${source.size - dataStart}`);
     }
-    // Read into shared memory: thread shards then read the weights in place, never copied.
-    const all = new Float64Array(new SharedArrayBuffer(need));
-    await src.read(dataStart, dataStart + need, new Uint8Array(all.buffer));
-    const out = fortran ? edgesFromColumns(all.subarray(0, E), all.subarray(E, 2 * E), all.subarray(2 * E)) : edgesFromRows(all);
+    return { source, edges, dataStart, fortranOrder };
+  } catch (err) {
+    await source.close();
+    throw err;
+  }
+}
+
+/** Reads a whole `.npy` edge list into shared memory (tests and small inputs; the CLI streams it). */
+export async function readNpyEdges(path: string): Promise<EdgeList> {
+  const { source, edges: E, dataStart, fortranOrder } = await openNpyEdges(path);
+  try {
+    // Shared memory: thread shards then read the weights in place, never copied.
+    const all = new Float64Array(new SharedArrayBuffer(E * 24));
+    await source.read(dataStart, dataStart + E * 24, new Uint8Array(all.buffer));
+    const out = fortranOrder ? edgesFromColumns(all.subarray(0, E), all.subarray(E, 2 * E), all.subarray(2 * E)) : edgesFromRows(all);
     checkNodeIds(path, out);
     return out;
   } finally {
-    await src.close();
+    await source.close();
+  }
+}
+
+/**
+ * Streams a `.npy` edge list in blocks of `chunkBytes` through two reused buffers: the next
+ * block is read while the current one is handed on. C order reads whole rows; Fortran order
+ * (three columns one after another) reads the same edge range of each column per block.
+ */
+export async function openNpyEdgeStream(path: string, chunkBytes = DEFAULT_CHUNK_BYTES): Promise<EdgeStream> {
+  const npy = await openNpyEdges(path);
+  return new NpyEdgeStream(path, npy, Math.max(1, Math.min(npy.edges, Math.floor(chunkBytes / 24))));
+}
+
+class NpyEdgeStream implements EdgeStream {
+  private buffers: Float64Array[] = [];
+  constructor(
+    readonly path: string,
+    private readonly npy: OpenNpy,
+    private readonly perBlock: number,
+  ) {}
+
+  get declaredCount(): number {
+    return this.npy.edges;
+  }
+
+  get maxEdges(): number {
+    return this.npy.edges;
+  }
+
+  async scan(onBlock: (block: EdgeBlock) => void): Promise<number> {
+    const { edges: E } = this.npy;
+    const k = this.perBlock;
+    if (this.buffers.length === 0) this.buffers = [new Float64Array(3 * k), new Float64Array(3 * k)];
+    let pending = E > 0 ? this.fill(0, this.buffers[0]) : undefined;
+    try {
+      for (let first = 0, turn = 0; first < E; first += k, turn ^= 1) {
+        const block = await pending!;
+        pending = first + k < E ? this.fill(first + k, this.buffers[turn ^ 1]) : undefined;
+        const bad = firstBadNodeId(block);
+        if (bad >= 0) throw nodeIdError(this.path, first + bad, block.src[bad * block.stride], block.dst[bad * block.stride]);
+        onBlock(block);
+      }
+    } finally {
+      // A read still in flight must end before the handle may close.
+      await pending?.catch(() => {});
+    }
+    return E;
+  }
+
+  private async fill(first: number, buf: Float64Array): Promise<EdgeBlock> {
+    const { source, edges: E, dataStart, fortranOrder } = this.npy;
+    const n = Math.min(this.perBlock, E - first);
+    const bytes = (f: Float64Array) => new Uint8Array(f.buffer, f.byteOffset, f.byteLength);
+    if (!fortranOrder) {
+      const rows = buf.subarray(0, 3 * n);
+      await source.read(dataStart + first * 24, dataStart + (first + n) * 24, bytes(rows));
+      return { first, count: n, stride: 3, src: rows, dst: rows.subarray(1), w: rows.subarray(2) };
+    }
+    const k = this.perBlock;
+    const cols = [0, 1, 2].map((c) => buf.subarray(c * k, c * k + n));
+    await Promise.all(cols.map((col, c) => source.read(dataStart + (c * E + first) * 8, dataStart + (c * E + first + n) * 8, bytes(col))));
+    return { first, count: n, stride: 1, src: cols[0], dst: cols[1], w: cols[2] };
+  }
+
+  async close(): Promise<void> {
+    await this.npy.source.close();
   }
 }
 
@@ -64,7 +127,7 @@ export function npyEdgeBytes(rows: Float64Array): Uint8Array {
   const total = Math.ceil((10 + header.length + 1) / 64) * 64;
   header = header.padEnd(total - 10 - 1, ' ') + '\n';
   const out = new Uint8Array(total + rows.byteLength);
-  out.set(MAGIC, 0);
+  out.set(NPY_MAGIC, 0);
   out[6] = 1;
   out[7] = 0;
   new DataView(out.buffer).setUint16(8, header.length, true);
@@ -76,4 +139,3 @@ export function npyEdgeBytes(rows: Float64Array): Uint8Array {
 export async function writeNpyEdges(path: string, rows: Float64Array): Promise<void> {
   await writeFileAtomic(path, npyEdgeBytes(rows));
 }
-

@@ -1,7 +1,10 @@
 import { InputError, SafetensorsFormatError } from '../../proto/errors.js';
-import type { ByteSource } from './byte-source.js';
+import { MAX_SAFETENSORS_HEADER_BYTES, quote, shown } from '../../proto/limits.js';
+import { readRangesOf, type ByteSource } from './byte-source.js';
 import { bytesPerElement, isFloatDType, type DType } from './dtype.js';
 import { inLanes } from './in-lanes.js';
+import type { WantedRange } from './ranged-read.js';
+import { rowRanges } from './read-plan.js';
 
 /**
  * Safetensors reader: 8 bytes (u64 LE header length), the JSON header, and then only the
@@ -48,7 +51,7 @@ export interface SafetensorsFile {
 }
 
 /** Same cap as the reference Rust reader (MAX_HEADER_SIZE): a corrupt length must not make us allocate GBs. */
-const MAX_HEADER_BYTES = 100_000_000;
+const MAX_HEADER_BYTES = MAX_SAFETENSORS_HEADER_BYTES;
 
 interface Entry {
   name: string;
@@ -62,20 +65,21 @@ const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isS
 
 /** Checks one header entry on its own; `fail` prefixes the file name. */
 function validateTensorEntry(name: string, raw: unknown, fail: (msg: string) => never): Entry {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(`tensor ${name}: header entry is not an object`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail(`tensor ${shown(name)}: header entry is not an object`);
   const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
-  if (typeof dtype !== 'string') fail(`tensor ${name}: missing or invalid dtype`);
-  if (!Array.isArray(shape) || !shape.every(isCount)) fail(`tensor ${name}: missing or invalid shape`);
+  if (typeof dtype !== 'string') fail(`tensor ${shown(name)}: missing or invalid dtype`);
+  // More dimensions than any framework allows is not a shape (and would not fit one line).
+  if (!Array.isArray(shape) || shape.length > 64 || !shape.every(isCount)) fail(`tensor ${shown(name)}: missing or invalid shape`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isCount)) {
-    fail(`tensor ${name}: missing or invalid data_offsets`);
+    fail(`tensor ${shown(name)}: missing or invalid data_offsets`);
   }
   const size = bytesPerElement(dtype);
-  if (size === undefined) fail(`tensor ${name}: unknown dtype ${JSON.stringify(dtype)}`);
+  if (size === undefined) fail(`tensor ${shown(name)}: unknown dtype ${quote(dtype as string)}`);
   const [begin, end] = offsets as [number, number];
-  if (begin > end) fail(`tensor ${name}: data_offsets [${begin}, ${end}] begin after end`);
+  if (begin > end) fail(`tensor ${shown(name)}: data_offsets [${begin}, ${end}] begin after end`);
   const expected = (shape as number[]).reduce((p, d) => p * d, 1) * size;
   if (!Number.isSafeInteger(expected) || expected !== end - begin) {
-    fail(`tensor ${name}: shape [${shape.join(', ')}] × ${dtype} needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
+    fail(`tensor ${shown(name)}: shape [${shape.join(', ')}] × ${dtype} needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`);
   }
   return { name, dtype, shape: shape as number[], begin, end };
 }
@@ -84,24 +88,29 @@ function validateTensorEntry(name: string, raw: unknown, fail: (msg: string) => 
  * Overlaps, out-of-range offsets and truncation, checked on all entries at once.
  * A header whose tensors tile [0, maxEnd) without gaps but whose file stops early was cut
  * off in transfer ("truncated"); otherwise an entry past the end is a bad header.
+ * The tensors must cover the data section exactly, as the reference reader requires
+ * (safetensors `Metadata::validate`): a gap or bytes after the last tensor are refused.
  */
 function validateLayout(entries: Entry[], dataBytes: number, fail: (msg: string) => never): void {
   const sorted = entries.filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin || a.end - b.end);
   let reach = 0;
   let owner: Entry | undefined;
-  let gap = false;
+  let gap: { after?: Entry; begin: number; end: number } | undefined;
   for (const e of sorted) {
     if (owner && e.begin < reach) {
-      fail(`tensors ${owner.name} [${owner.begin}, ${owner.end}] and ${e.name} [${e.begin}, ${e.end}] overlap`);
+      fail(`tensors ${shown(owner.name)} [${owner.begin}, ${owner.end}] and ${shown(e.name)} [${e.begin}, ${e.end}] overlap`);
     }
-    if (e.begin > reach) gap = true;
+    if (e.begin > reach) gap ??= { after: owner, begin: reach, end: e.begin };
     reach = e.end;
     owner = e;
   }
-  if (reach <= dataBytes) return;
-  if (!gap) fail(`truncated: the header describes ${reach} data bytes but only ${dataBytes} follow it`);
-  const bad = sorted.find((e) => e.end > dataBytes)!;
-  fail(`tensor ${bad.name}: data_offsets [${bad.begin}, ${bad.end}] lie outside the data section (${dataBytes} bytes)`);
+  if (reach > dataBytes) {
+    if (!gap) fail(`truncated: the header describes ${reach} data bytes but only ${dataBytes} follow it`);
+    const bad = sorted.find((e) => e.end > dataBytes)!;
+    fail(`tensor ${shown(bad.name)}: data_offsets [${bad.begin}, ${bad.end}] lie outside the data section (${dataBytes} bytes)`);
+  }
+  if (gap) fail(`data bytes [${gap.begin}, ${gap.end}) ${gap.after ? `after tensor ${shown(gap.after.name)}` : 'at the start of the data section'} belong to no tensor`);
+  if (reach < dataBytes) fail(`${dataBytes - reach} bytes after the last tensor's data (the data section is ${dataBytes} bytes, the tensors cover ${reach})`);
 }
 
 export async function readSafetensorsHeader(source: ByteSource): Promise<SafetensorsFile> {
@@ -150,21 +159,21 @@ function readMetadata(raw: unknown, fail: (msg: string) => never): Record<string
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) fail('__metadata__ is not an object');
   const out: Record<string, string> = Object.create(null);
   for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
-    if (typeof v !== 'string') fail(`__metadata__ value for ${JSON.stringify(k)} is not a string`);
+    if (typeof v !== 'string') fail(`__metadata__ value for ${quote(k)} is not a string`);
     out[k] = v as string;
   }
   return out;
 }
 
 /** Bytes of one row of a 2-D tensor; rejects other ranks. */
-function rowBytesOf(t: TensorInfo): number {
+export function rowBytesOf(t: TensorInfo): number {
   if (t.shape.length !== 2) {
     throw new InputError(`${t.source.name}: tensor ${t.name} is not 2-D (shape [${t.shape.join(', ')}])`);
   }
   return t.shape[1] * bytesPerElement(t.dtype)!;
 }
 
-function checkRow(t: TensorInfo, r: number, allowEnd: boolean): void {
+export function checkRow(t: TensorInfo, r: number, allowEnd: boolean): void {
   const max = allowEnd ? t.shape[0] : t.shape[0] - 1;
   if (!Number.isSafeInteger(r) || r < 0 || r > max) {
     throw new RangeError(`tensor ${t.name}: row ${r} outside [0, ${t.shape[0]})`);
@@ -194,11 +203,15 @@ const distinctSorted = (rows: ArrayLike<number>) => Float64Array.from(new Set(Ar
 
 const gapOf = (s: ByteSource) => Math.max(0, s.coalesceGapBytes ?? 0);
 
+/** Wanted ranges longer than this are cut, so one request's retry never redoes more. */
+export const MAX_WANTED_PIECE = 16 << 20;
+
 /**
- * Raw bytes of each distinct listed row. Adjacent rows are read as one range, and no row
- * is read twice, so bytesRead = distinct rows × row bytes (the ≤3% sampling budget) on a
- * local file; a remote source may ask for rows a few rows apart to share a request too.
- * Rows of one run share one buffer (subarray views): copy before mutating.
+ * Raw bytes of each distinct listed row. Adjacent rows form one wanted range and the source's
+ * read planner decides how many requests to make of them (read-plan.ts): exact rows on a
+ * link where round trips are cheap, rows merged across gaps where they are not. No row is
+ * read twice, and bytesRead counts the wanted bytes only (the ≤3% sampling budget).
+ * The rows share one buffer (subarray views, in row order): copy before mutating.
  * A strided tensor (a saved transpose) is gathered element by element, see readStridedRows.
  */
 export async function readRowList(t: TensorInfo, rows: ArrayLike<number>): Promise<Map<number, Uint8Array>> {
@@ -206,21 +219,17 @@ export async function readRowList(t: TensorInfo, rows: ArrayLike<number>): Promi
   for (let i = 0; i < rows.length; i++) checkRow(t, rows[i], false);
   if (!isContiguous(t)) return readStridedRows(t, Array.from(rows));
   const sorted = distinctSorted(rows);
-  const gapRows = rowBytes > 0 ? Math.floor(gapOf(t.source) / rowBytes) : 0;
-  const runs: Array<[number, number]> = [];
-  for (let i = 0; i < sorted.length; ) {
-    let j = i + 1;
-    while (j < sorted.length && sorted[j] - sorted[j - 1] - 1 <= gapRows) j++;
-    runs.push([i, j]);
-    i = j;
+  const arena = new Uint8Array(sorted.length * rowBytes);
+  const { starts, ends } = rowRanges(t.start, rowBytes, sorted, MAX_WANTED_PIECE);
+  const wanted: WantedRange[] = [];
+  for (let k = 0, at = 0; k < starts.length; k++) {
+    const n = ends[k] - starts[k];
+    wanted.push({ start: starts[k], end: ends[k], into: arena.subarray(at, at + n) });
+    at += n;
   }
+  if (rowBytes > 0) await readRangesOf(t.source, wanted);
   const out = new Map<number, Uint8Array>();
-  await inLanes(runs.length, READS_IN_FLIGHT, async (n) => {
-    const [i, j] = runs[n];
-    const first = sorted[i];
-    const bytes = await t.source.read(t.start + first * rowBytes, t.start + (sorted[j - 1] + 1) * rowBytes);
-    for (let k = i; k < j; k++) out.set(sorted[k], bytes.subarray((sorted[k] - first) * rowBytes, (sorted[k] - first + 1) * rowBytes));
-  });
+  for (let k = 0; k < sorted.length; k++) out.set(sorted[k], arena.subarray(k * rowBytes, (k + 1) * rowBytes));
   return out;
 }
 

@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
-import { mfaOfGroups } from '../../analysis/edge-analysis.js';
-import { groupBySource } from '../../plan/edge-groups.js';
+import { mfaOfEdgeStream } from '../../analysis/edge-analysis.js';
 import { json, threadsFrom, withBackend, type CliContext } from '../context.js';
 import { mfaParams, parseInteger } from '../flags.js';
-import { readEdges } from '../read-edges.js';
+import { withEdgeStream } from '../read-edges.js';
 import { addBackendFlag } from './analyze.js';
 import { addAnalysisFlags, addRunFlags, type CommandSpec } from './common.js';
 import { formatSpectrum } from '../format.js';
@@ -21,8 +20,8 @@ export const mfaCommand = {
     const params = mfaParams(o as never);
     const threads = threadsFrom(o.threads as string | undefined);
     const shards = o.shards === undefined ? threads * 2 : parseInteger('--shards', o.shards as string, 1);
-    // The pool starts its threads now, while the edge list is read and grouped.
-    const { spectrum, stats } = await withBackend(ctx, threads, 'mfa', async (b, l) => mfaOfGroups(groupBySource(await readEdges(path)), params, b, shards, l), { backend: o.backend });
+    // The pool starts its threads now; shards start while the edge list is still being read.
+    const { spectrum, stats } = await withBackend(ctx, threads, 'mfa', async (b, l) => withEdgeStream(path, (edges) => mfaOfEdgeStream(edges, params, b, shards, l)), { backend: o.backend });
     const { q, tau, alpha, f, alpha0, width, nodesSelected, radii, fit } = spectrum;
     if (o.json) ctx.out(json({ q, tau, alpha, f, alpha0, width, nodesSelected, radii, fit, stats }));
     else ctx.out(formatSpectrum(path, spectrum, stats));

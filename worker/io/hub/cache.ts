@@ -2,6 +2,8 @@ import { constants } from 'node:fs';
 import { appendFile, mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-write.js';
+import { readFileRanges } from '../file-ranges.js';
+import type { WantedRange } from '../ranged-read.js';
 
 /**
  * Our on-disk cache of what was read from the hub, so rerunning an analysis (or extending
@@ -113,18 +115,46 @@ export class BlobCache {
   }
 
   async write(start: number, bytes: Uint8Array): Promise<void> {
+    await this.writeChunk(start, bytes);
+    await this.note([[start, start + bytes.length]]);
+  }
+
+  /** Writes bytes at `start` without claiming them: note() does, once a request is complete. */
+  async writeChunk(start: number, bytes: Uint8Array): Promise<void> {
     if (this.disabled || bytes.length === 0) return;
     try {
       const h = await this.file();
       if (!h) return;
       let done = 0;
       while (done < bytes.length) done += (await h.write(bytes, done, bytes.length - done, start + done)).bytesWritten;
-      await appendFile(join(this.dir, 'ranges'), `${start} ${start + bytes.length}\n`);
-      await this.loadRanges();
-      // Updated in one synchronous step, so concurrent writes never lose each other.
-      insertRange(this.ranges!, start, start + bytes.length);
     } catch {
       this.disabled = true;
+    }
+  }
+
+  /** Claims written ranges in one append to the log (a planned read writes thousands). */
+  async note(ranges: ReadonlyArray<readonly [number, number]>): Promise<void> {
+    const list = ranges.filter(([s, e]) => e > s);
+    if (this.disabled || list.length === 0) return;
+    try {
+      await appendFile(join(this.dir, 'ranges'), list.map(([s, e]) => `${s} ${e}\n`).join(''));
+      await this.loadRanges();
+      // Updated in one synchronous step, so concurrent writes never lose each other.
+      for (const [s, e] of list) insertRange(this.ranges!, s, e);
+    } catch {
+      this.disabled = true;
+    }
+  }
+
+  /** Fills wanted ranges that covers() said are present, in planned blocks; false if the file failed us. */
+  async readRanges(name: string, wanted: readonly WantedRange[]): Promise<boolean> {
+    const h = await this.file();
+    if (!h) return false;
+    try {
+      await readFileRanges(h, name, wanted);
+      return true;
+    } catch {
+      return false;
     }
   }
 

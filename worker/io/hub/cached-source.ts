@@ -1,5 +1,7 @@
 import type { ByteSource } from '../byte-source.js';
+import type { HttpByteSource } from '../http-byte-source.js';
 import { InputError } from '../../../proto/errors.js';
+import type { WantedRange } from '../ranged-read.js';
 import type { BlobCache } from './cache.js';
 
 /**
@@ -10,15 +12,13 @@ import type { BlobCache } from './cache.js';
  */
 export class CachedByteSource implements ByteSource {
   bytesRead = 0;
-  private remote?: ByteSource;
+  private remote?: HttpByteSource;
 
   constructor(
     readonly name: string,
     readonly size: number,
     private readonly blob: BlobCache | undefined,
-    private readonly openRemote: () => ByteSource,
-    /** Rows up to this many bytes apart share a request (ByteSource.coalesceGapBytes). */
-    readonly coalesceGapBytes: number,
+    private readonly openRemote: () => HttpByteSource,
   ) {}
 
   /** Whether bytes [start, end) are in the range cache already. */
@@ -26,10 +26,14 @@ export class CachedByteSource implements ByteSource {
     return (await this.blob?.covers(start, end)) ?? false;
   }
 
-  async read(start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
+  private check(start: number, end: number): void {
     if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end > this.size || start > end) {
       throw new InputError(`${this.name}: read of bytes [${start}, ${end}) outside the file (${this.size} bytes)`);
     }
+  }
+
+  async read(start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
+    this.check(start, end);
     let bytes: Uint8Array | undefined;
     if (this.blob && start < end && (await this.blob.covers(start, end))) bytes = await this.blob.read(start, end);
     if (!bytes) {
@@ -41,6 +45,29 @@ export class CachedByteSource implements ByteSource {
     if (!into) return bytes;
     into.set(bytes);
     return into;
+  }
+
+  /**
+   * Cached ranges come from disk in planned blocks; the rest go to the remote's read
+   * planner, and everything its requests bring (gaps read through included) is written to
+   * the cache as it streams, so a rerun finds more than it asked for and memory holds only
+   * the wanted bytes.
+   */
+  async readRanges(wanted: readonly WantedRange[]): Promise<void> {
+    for (const w of wanted) this.check(w.start, w.end);
+    const cached: WantedRange[] = [];
+    const missing: WantedRange[] = [];
+    for (const w of wanted) (this.blob && (await this.blob.covers(w.start, w.end)) ? cached : missing).push(w);
+    if (cached.length > 0 && !(await this.blob!.readRanges(this.name, cached))) missing.push(...cached.splice(0));
+    missing.sort((a, b) => a.start - b.start);
+    if (missing.length > 0) {
+      this.remote ??= this.openRemote();
+      const blob = this.blob;
+      const done: Array<[number, number]> = [];
+      await this.remote.readRanges(missing, blob && { chunk: (at, bytes) => blob.writeChunk(at, bytes), done: (s, e) => void done.push([s, e]) });
+      await blob?.note(done);
+    }
+    for (const w of wanted) this.bytesRead += w.end - w.start;
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,7 @@
 import { InputError, TransportError } from '../../../proto/errors.js';
-import { createLimiter, guardedFetch, isRetryable, withRetries, type Attempt, type Limiter } from '../http-byte-source.js';
+import { DEFAULT_REMOTE_LINK, guardedFetch, isRetryable, withRetries, type Attempt } from '../http-byte-source.js';
+import { createLimiter, type Limiter } from '../limiter.js';
+import { LinkMeter } from '../link-meter.js';
 import { hubError } from './errors.js';
 import type { ResolvedHubOptions } from './options.js';
 
@@ -14,6 +16,8 @@ export interface HubStats {
   requests: number;
   /** Body bytes of range responses (the tensor and header bytes actually downloaded). */
   bytesFetched: number;
+  /** The CDN link as the read planner last saw it (measured, or its defaults). */
+  readonly link: { rttMs: number; mbPerSec: number };
 }
 
 export interface TreeFile {
@@ -58,13 +62,29 @@ export function nextLink(link: string | null, base: string): string | undefined 
 const unquote = (etag: string | null) => etag?.replace(/^W\//, '').replace(/^"|"$/g, '') || undefined;
 
 export class HubClient {
-  readonly stats: HubStats = { requests: 0, bytesFetched: 0 };
+  readonly stats: HubStats;
   readonly limit: Limiter;
+  /** Range requests in flight (keep-alive connections to the CDN), apart from the API's bound. */
+  readonly rangeLimit: Limiter;
+  /** The CDN link as measured so far in this process; the read planner follows it. */
+  readonly meter: LinkMeter;
   readonly origin: string;
 
   constructor(readonly opts: ResolvedHubOptions) {
     this.limit = createLimiter(opts.maxConcurrent);
+    this.rangeLimit = createLimiter(opts.rangesInFlight);
     this.origin = new URL(opts.endpoint).origin;
+    const link = { ...DEFAULT_REMOTE_LINK, maxInFlight: opts.rangesInFlight, ...(opts.holeBytes !== undefined ? { holeBytesOverride: opts.holeBytes } : {}) };
+    this.meter = new LinkMeter(link, this.origin);
+    const meter = this.meter;
+    this.stats = {
+      requests: 0,
+      bytesFetched: 0,
+      get link() {
+        const m = meter.model();
+        return { rttMs: Math.round(m.rttMs * 10) / 10, mbPerSec: Math.round(m.bytesPerMs / 100) / 10 };
+      },
+    };
   }
 
   /** The token goes to the hub's origin only: a redirect target (the CDN) never sees it. */

@@ -1,6 +1,7 @@
 import { UsageError } from '../../../proto/errors.js';
 import type { ByteSource } from '../byte-source.js';
 import { assembleCheckpoint, type Checkpoint } from '../checkpoint.js';
+import { verifyStorageCrcs } from '../torch-bin.js';
 import type { HubStats } from './client.js';
 import type { HubOptions } from './options.js';
 import { openPinnedStore, openRevision, type HubStore, type WeightFileInfo } from './revision.js';
@@ -28,6 +29,8 @@ export async function openHubCheckpoint(ref: string, options: HubOptions = {}): 
   const warm = async (tensors: Iterable<string>) => {
     const wanted = [...new Set(tensors)].map((n) => ckpt.tensors.get(n)).filter((t) => t !== undefined);
     await warmRangeCache(wanted.map((t) => ({ source: t.source, start: t.start, end: t.end })));
+    // Every byte of the .bin entries is read anyway: check their CRC-32 (now from the cache).
+    await verifyStorageCrcs(wanted);
   };
   return { ...ckpt, commit: rev.commit, sha256, stats: rev.client.stats, warm };
 }

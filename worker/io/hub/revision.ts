@@ -84,16 +84,15 @@ export class HubStore implements CheckpointStore {
         name,
         size: entry.size,
         url: () => this.locate(file, entry),
-        fetch: client.opts.fetch,
+        ...(client.opts.rangeFetch ? { fetch: client.opts.rangeFetch } : {}),
         headers: (url) => client.headersFor(url),
         retry: client.opts.retry,
         sleep: client.opts.sleep,
-        limit: client.limit,
+        limit: client.rangeLimit,
+        meter: client.meter,
         onRequest: () => client.count(),
         onBytes: (n) => (client.stats.bytesFetched += n),
-        coalesceGapBytes: client.opts.coalesceGapBytes,
       }),
-      client.opts.coalesceGapBytes,
     );
   }
 
