@@ -22,7 +22,8 @@ FROM ${BASE}
 # (libGLX_nvidia.so.0) only when the graphics capability is asked for, and does not always
 # mount the manifest, so the image carries it. On a machine without the driver the manifest
 # points at nothing, Dawn finds no adapter, and `auto` uses f64.
-RUN apt-get update && apt-get install -y --no-install-recommends libvulkan1 && rm -rf /var/lib/apt/lists/* \
+# fonts-dejavu-core: the report PNGs (resvg) draw their text with the system's fonts.
+RUN apt-get update && apt-get install -y --no-install-recommends libvulkan1 fonts-dejavu-core && rm -rf /var/lib/apt/lists/* \
  && mkdir -p /etc/vulkan/icd.d \
  && printf '%s\n' '{' '  "file_format_version": "1.0.0",' '  "ICD": { "library_path": "libGLX_nvidia.so.0", "api_version": "1.3" }' '}' > /etc/vulkan/icd.d/nvidia_icd.json
 # Capabilities only: which GPUs a pod sees stays the device plugin's (nvidia.com/gpu limits);

@@ -29,9 +29,8 @@ async function inputError(t: ExecutionContext, path: string, message: string) {
 // ---- the transformers-written fixtures --------------------------------------------------------
 
 /*
- * The fixture README says gpt-neox-sharded holds the same weights as gpt-neox-f32. It does
- * not: its F32 tensors are the f32 weights rounded to bfloat16 (checked byte by byte with
- * numpy), i.e. exactly the values of gpt-neox-bf16. So the sharded reader is checked
+ * gpt-neox-sharded holds the f32 weights rounded to bfloat16 and stored as F32 (the fixture
+ * README says so), i.e. exactly the values of gpt-neox-bf16. So the sharded reader is checked
  * against both: equal to the BF16 file's values, and to the f32 file rounded to bf16.
  */
 test('gpt-neox sharded: every tensor equals gpt-neox-bf16 and gpt-neox-f32 rounded to bf16', async (t) => {

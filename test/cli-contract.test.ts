@@ -188,7 +188,8 @@ test('analyze --samples 0-1 --json --out: per-sample values, mean/std, stats and
   t.is(st.skippedNonFinite, 0);
 
   // shards/ is the resume journal: finished shards, kept as they arrive.
-  t.deepEqual(readdirSync(out).sort(), ['report.json', 'shards', 'spectrum.svg', 'tau.svg']);
+  // Figures and tables are checked in report-figures.test.ts.
+  t.deepEqual(readdirSync(out).sort(), ['report.html', 'report.json', 'samples.csv', 'shards', 'spectrum.png', 'spectrum.svg', 'spectrum.vl.json', 'tau.png', 'tau.svg', 'tau.vl.json']);
   const saved = readJson(join(out, 'report.json'));
   t.is(saved.layout, 'gpt-neox');
   t.deepEqual(saved.samples, r.samples, 'report.json holds what --json printed');
@@ -228,7 +229,7 @@ test('emergence over the tiny-neox-f16 series: E at every step, emergence.csv an
     await runCli(['emergence', ...STEPS.map((s) => join(series, s)), '--samples', '0-2', '--labels', labels.join(','), '--json', '--out', out, '--threads', '2']),
   );
   assertCurve(t, r, labels);
-  t.deepEqual(readdirSync(out).sort(), ['emergence.csv', 'emergence.svg', 'report.json']);
+  t.true(['emergence.csv', 'emergence.svg', 'report.json', 'report.html', 'samples.csv'].every((f) => readdirSync(out).includes(f)), readdirSync(out).join(' '));
   const csv = readFileSync(join(out, 'emergence.csv'), 'utf8').trimEnd().split('\n');
   t.is(csv.length, 5, 'a header and 4 rows');
   const header = csv[0].split(',');

@@ -1,5 +1,6 @@
 import { AnalysisError, UsageError } from '../../proto/errors.js';
 import type { SampleResult } from './model-analysis.js';
+import { stepOf } from './series-order.js';
 
 /** The reference's filter_mode: which samples count towards a checkpoint's means. */
 export type FilterMode = 0 | 1 | 2 | 3;
@@ -34,6 +35,7 @@ export function keepSample(s: Pick<SampleResult, 'f' | 'alpha'>, mode: FilterMod
 
 export interface Stat {
   mean: number | null;
+  /** Population standard deviation over the kept samples (ddof 0, as the reference's np.std). */
   std: number | null;
   /** The sample indices that passed the filter. */
   samples: Array<number | 'full'>;
@@ -41,6 +43,8 @@ export interface Stat {
 
 export interface EmergencePoint {
   label: string;
+  /** The training step the label names (`step1000` → 1000), or null. */
+  step: number | null;
   model: string;
   /** Hub checkpoints: the commit analysed. */
   commit?: string;
@@ -48,28 +52,75 @@ export interface EmergencePoint {
   width: Stat;
   /** E(t) = (w(t)/w(t0)) · ln(alpha0(t0)/alpha0(t)); null when no sample passed the filter. */
   E: number | null;
+  /**
+   * The spread of E over the kept samples: population std of E_s = (w_s(t)/w(t0))·ln(alpha0(t0)/alpha0_s(t)),
+   * each sample against the initial checkpoint's means; null with E.
+   */
+  EStd: number | null;
 }
+
+const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+const populationStd = (v: number[]) => {
+  const m = mean(v);
+  return Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / v.length);
+};
 
 function stat(kept: SampleResult[], key: 'alpha0' | 'width'): Stat {
   if (kept.length === 0) return { mean: null, std: null, samples: [] };
   const v = kept.map((s) => s[key]);
-  const m = v.reduce((a, b) => a + b, 0) / v.length;
-  return { mean: m, std: Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / v.length), samples: kept.map((s) => s.sample) };
+  return { mean: mean(v), std: populationStd(v), samples: kept.map((s) => s.sample) };
+}
+
+/** One sample of a checkpoint as reports give it: its spectrum, and whether the filter kept it. */
+export interface SampleRecord {
+  sample: number | 'full';
+  kept: boolean;
+  alpha0: number;
+  width: number;
+  nodesSelected: number;
+  q: number[];
+  tau: number[];
+  /** The q of each alpha and f value (alpha, f and qAlpha have one length). */
+  qAlpha: number[];
+  alpha: number[];
+  f: number[];
+  radii: number[];
+  fit: SampleResult['fit'];
+}
+
+export function sampleRecords(samples: readonly SampleResult[], mode: FilterMode): SampleRecord[] {
+  return samples.map((s) => ({
+    sample: s.sample,
+    kept: keepSample(s, mode),
+    alpha0: s.alpha0,
+    width: s.width,
+    nodesSelected: s.nodesSelected,
+    q: s.q,
+    tau: s.tau,
+    qAlpha: s.qAlpha,
+    alpha: s.alpha,
+    f: s.f,
+    radii: s.radii,
+    fit: s.fit,
+  }));
 }
 
 /** SPEC §4, with checkpoints[0] as the initial model t0. */
 export function emergenceCurve(checkpoints: Array<{ label: string; model: string; commit?: string; samples: SampleResult[] }>, mode: FilterMode): EmergencePoint[] {
-  const points = checkpoints.map(({ label, model, commit, samples }) => {
-    const kept = samples.filter((s) => keepSample(s, mode));
-    return { label, model, ...(commit ? { commit } : {}), alpha0: stat(kept, 'alpha0'), width: stat(kept, 'width'), E: null as number | null };
+  const keptOf = checkpoints.map(({ samples }) => samples.filter((s) => keepSample(s, mode)));
+  const points: EmergencePoint[] = checkpoints.map(({ label, model, commit }, i) => {
+    const kept = keptOf[i];
+    return { label, step: stepOf(label) ?? null, model, ...(commit ? { commit } : {}), alpha0: stat(kept, 'alpha0'), width: stat(kept, 'width'), E: null, EStd: null };
   });
   const first = points[0];
   if (first.alpha0.mean === null || first.width.mean === null) {
     throw new AnalysisError(`no sample of the initial checkpoint ${first.label} passes --filter ${mode}; E is undefined`);
   }
-  for (const p of points) {
-    if (p.alpha0.mean === null || p.width.mean === null) continue;
-    p.E = (p.width.mean / first.width.mean) * Math.log(first.alpha0.mean / p.alpha0.mean);
-  }
+  const [a0, w0] = [first.alpha0.mean, first.width.mean];
+  points.forEach((p, i) => {
+    if (p.alpha0.mean === null || p.width.mean === null) return;
+    p.E = (p.width.mean / w0) * Math.log(a0 / p.alpha0.mean);
+    p.EStd = populationStd(keptOf[i].map((s) => (s.width / w0) * Math.log(a0 / s.alpha0)));
+  });
   return points;
 }

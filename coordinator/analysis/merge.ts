@@ -21,6 +21,11 @@ export function mergePartials(results: readonly MfaShardResult[], Q: number): Me
     for (const b of r.present) marks.add(b);
   }
   const present = Int32Array.from(marks).sort();
+  return { selected, present, sums: sumsOnGrid(results, present, Q) };
+}
+
+/** The shards' S added at each bucket of `present` (a grid holding every bucket they hit), in the order given. */
+export function sumsOnGrid(results: readonly MfaShardResult[], present: Int32Array, Q: number): Float64Array {
   const sums = new Float64Array(present.length * Q);
   for (const r of results) {
     if (r.selected === 0) continue;
@@ -32,5 +37,5 @@ export function mergePartials(results: readonly MfaShardResult[], Q: number): Me
       for (let k = 0; k < Q; k++) sums[to + k] += r.sums[from + k];
     }
   }
-  return { selected, present, sums };
+  return sums;
 }

@@ -9,6 +9,8 @@ export interface Spectrum {
   tau: number[];
   alpha: number[];
   f: number[];
+  /** The q at which each alpha and f sits (alpha_k is the forward difference from q_k): q without its last value. */
+  qAlpha: number[];
   alpha0: number;
   alpha0Index: number;
   width: number;
@@ -49,7 +51,7 @@ export function spectrumFromSums(m: MergedSums, p: MfaParams): Spectrum {
 }
 
 /** alpha_k = dtau/dq by forward differences and f_k = q_k alpha_k - tau_k (the reference's indexing). */
-export function legendre(q: readonly number[], tau: readonly number[]): Pick<Spectrum, 'alpha' | 'f' | 'alpha0' | 'alpha0Index' | 'width'> {
+export function legendre(q: readonly number[], tau: readonly number[]): Pick<Spectrum, 'alpha' | 'f' | 'qAlpha' | 'alpha0' | 'alpha0Index' | 'width'> {
   const alpha: number[] = [];
   const f: number[] = [];
   for (let k = 0; k + 1 < q.length; k++) {
@@ -60,5 +62,5 @@ export function legendre(q: readonly number[], tau: readonly number[]): Pick<Spe
   const maxF = Math.max(...f);
   const tol = PEAK_TIE * Math.max(1, Math.abs(maxF));
   const alpha0Index = f.findIndex((v) => v >= maxF - tol);
-  return { alpha, f, alpha0: alpha[alpha0Index], alpha0Index, width: Math.max(...alpha) - Math.min(...alpha) };
+  return { alpha, f, qAlpha: q.slice(0, alpha.length), alpha0: alpha[alpha0Index], alpha0Index, width: Math.max(...alpha) - Math.min(...alpha) };
 }

@@ -46,7 +46,8 @@ export async function withBackend<T>(
   const remote = await remoteBackend(flags, (e) => listener(e));
   const onFallback = (f: BackendFallback) => ctx.err(`neuromfa: ${f.backend} failed on shard ${f.shard}, which was computed on f64 instead: ${f.reason}\n`);
   const backend = remote ?? new PiscinaBackend(threads, { partitionBackend, onFallback });
-  const progress = progressBar(ctx.interactive, label, remote?.workers, ctx.err);
+  // --progress: plain lines where stderr is no terminal (batch jobs, kubectl logs).
+  const progress = progressBar(ctx.interactive ? 'bar' : flags.progress ? 'lines' : 'off', label, remote?.workers, ctx.err);
   listener = progress.listener;
   try {
     return await work(backend, progress.listener);

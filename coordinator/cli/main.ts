@@ -8,9 +8,12 @@ import { emergenceCommand } from './commands/emergence.js';
 import { mfaCommand } from './commands/mfa.js';
 import { nfdCommand } from './commands/nfd.js';
 import { ninCommand } from './commands/nin.js';
+import { compareCommand } from './commands/compare.js';
 import { workerCommand } from './commands/worker.js';
+import { HELP_FOOTER } from './help-text.js';
+import { VERSION } from '../../worker/serve.js';
 
-const COMMANDS: CommandSpec[] = [mfaCommand, nfdCommand, ninCommand, analyzeCommand, emergenceCommand, demoCommand, workerCommand];
+const COMMANDS: CommandSpec[] = [mfaCommand, nfdCommand, ninCommand, analyzeCommand, emergenceCommand, compareCommand, demoCommand, workerCommand];
 
 /**
  * The CLI boundary: flags are parsed and validated here, and every error becomes one line
@@ -22,6 +25,8 @@ export async function main(argv: string[], ctx: CliContext = defaultContext): Pr
   const program = new Command('neuromfa')
     .description('Neuron-based Multifractal Analysis (NeuroMFA) of neural network checkpoints')
     .option('--debug', 'print stack traces on errors')
+    .version(VERSION, '--version', 'print the version and exit')
+    .addHelpText('after', HELP_FOOTER)
     .exitOverride()
     .configureOutput({
       writeOut: ctx.out,

@@ -9,6 +9,8 @@ export type RunEvent =
   /** Sampled analyses: the rows of `tensors` of `of` tensors are read, `bytes` of them. */
   | { type: 'read'; tensors: number; of: number; bytes: number }
   | { type: 'planned'; shards: number; edges: number }
+  /** A series (emergence) starts reading checkpoint `index` of the `of` it analyses. */
+  | { type: 'checkpoint'; label: string; index: number; of: number }
   | { type: 'shard-started'; id: number }
   | { type: 'shard-done'; id: number; result: ShardResult; resumed: boolean }
   | ClusterEvent;

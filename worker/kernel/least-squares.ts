@@ -8,7 +8,7 @@ export interface LineFit {
 }
 
 /** Means and centred sums of squares and products of the first n points. */
-function moments(x: ArrayLike<number>, y: ArrayLike<number>, n: number) {
+export function moments(x: ArrayLike<number>, y: ArrayLike<number>, n: number) {
   let mx = 0;
   let my = 0;
   for (let i = 0; i < n; i++) {

@@ -1,13 +1,16 @@
 import type { Command } from 'commander';
 import { UsageError } from '../../../proto/errors.js';
 import { analyzeModel, type AnalyzeOptions } from '../../analysis/model-analysis.js';
+import { runInfo } from '../../report/figure-meta.js';
 import { writeAnalyzeReport } from '../../report/write-reports.js';
 import { json, threadsFrom, withBackend, type CliContext } from '../context.js';
-import { mfaParams, parseInteger, parseNumber, parseSamples } from '../flags.js';
+import { mfaParams, parseInteger, parseSamples, parseShardMb } from '../flags.js';
 import { table } from '../format.js';
 import { addAnalysisFlags, addRunFlags, type CommandSpec } from './common.js';
 import { addClusterFlags } from '../remote-backend.js';
 import { isHubRef } from '../../../worker/io/hub/ref.js';
+import { checkOutputDirectory } from '../../../worker/io/atomic-write.js';
+import { perLayerOutputs, perLayerText } from './analyze-per-layer.js';
 
 /** Options shared by analyze and emergence. */
 export function addModelFlags(cmd: Command): void {
@@ -17,6 +20,8 @@ export function addModelFlags(cmd: Command): void {
   addAnalysisFlags(cmd);
   addRunFlags(cmd);
   cmd.option('--shard-mb <n>', 'full NIN: at most this many MB of weights per shard', '32');
+  cmd.option('--per-layer', "also each block's spectrum (tau(q), alpha0, width) from the same shards' sums kept per block; per-layer.csv and figures with --out");
+  cmd.option('--progress', 'report progress as plain lines on stderr (every 10 s and per checkpoint) when stderr is not a terminal, e.g. in batch jobs or kubectl logs');
 }
 
 /**
@@ -45,14 +50,14 @@ export function addRemoteShipping(o: Record<string, string | boolean | undefined
 export function analyzeOptions(o: Record<string, string | boolean | undefined>, threads: number): AnalyzeOptions {
   const full = Boolean(o.full);
   if (full && o.samples !== undefined) throw new UsageError('--samples and --full exclude each other');
-  const shardMb = parseNumber('--shard-mb', o.shardMb as string);
-  if (!(shardMb > 0)) throw new UsageError(`--shard-mb must be positive, got ${o.shardMb}`);
+  const shardMb = parseShardMb(o.shardMb as string);
   return {
     samples: full ? 'full' : parseSamples((o.samples as string | undefined) ?? '0-9'),
     layerSample: parseInteger('--layer-sample', o.layerSample as string, 1),
     params: mfaParams(o as never),
     shardsPerSample: o.shards === undefined ? Math.max(1, threads) : parseInteger('--shards', o.shards as string, 1),
     shardBytes: shardMb * (1 << 20),
+    perLayer: Boolean(o.perLayer),
   };
 }
 
@@ -64,7 +69,7 @@ export const analyzeCommand = {
     addModelFlags(cmd);
     addBackendFlag(cmd, true);
     addClusterFlags(cmd);
-    cmd.option('--out <dir>', 'write report.json, spectrum.svg and tau.svg here; finished shards are kept in DIR/shards as they arrive');
+    cmd.option('--out <dir>', 'write report.json, samples.csv, the figures (spectrum, tau as .svg, .png and Vega-Lite .vl.json) and report.html here; finished shards are kept in DIR/shards as they arrive');
     cmd.option('--resume <dir>', 'continue a killed run whose --out was DIR, without recomputing its finished shards');
   },
   async run(ctx: CliContext, [model]: string[], o: Record<string, string | boolean | undefined>) {
@@ -73,9 +78,11 @@ export const analyzeCommand = {
     if (o.resume && o.out && o.resume !== o.out) throw new UsageError('--resume DIR writes its report into DIR: leave out --out, or give the same directory');
     const out = (o.resume ?? o.out) as string | undefined;
     if (out) opts.journal = { dir: out, resume: Boolean(o.resume) };
+    if (out) await checkOutputDirectory(out);
     addRemoteShipping(o, opts, [model]);
-    const report = await withBackend(ctx, threads, 'analyze', (b, l) => analyzeModel(model, opts, b, l), o);
-    const files = out ? await writeAnalyzeReport(out, report) : [];
+    const report = { ...runInfo(), ...(await withBackend(ctx, threads, 'analyze', (b, l) => analyzeModel(model, opts, b, l), o)) };
+    const layers = out && opts.perLayer ? await perLayerOutputs(out, report) : undefined;
+    const files = out ? [...(await writeAnalyzeReport(out, report, layers ? [layers.section] : [])), ...(layers?.files ?? [])] : [];
     if (o.json) {
       ctx.out(json(report));
       return;
@@ -90,6 +97,7 @@ export const analyzeCommand = {
         `mean alpha0 ${report.mean.alpha0.toFixed(6)} (std ${report.std.alpha0.toFixed(6)}), mean width ${report.mean.width.toFixed(6)} (std ${report.std.width.toFixed(6)})\n` +
         `${s.edges} edges, ${s.bytesRead} of ${s.fileBytes} bytes read (${((100 * s.bytesRead) / s.fileBytes).toFixed(2)}%)${s.requests ? ` in ${s.requests} HTTP requests` : ''}, ${s.seconds.toFixed(2)} s, ${(s.edges / s.seconds / 1e6).toFixed(1)}M edges/s` +
         `${s.skippedNonFinite ? `, ${s.skippedNonFinite} non-finite weights skipped` : ''}\n` +
+        (opts.perLayer ? perLayerText(report) : '') +
         report.notes.map((n) => `note: ${n}\n`).join('') +
         (files.length ? `report: ${files.join(', ')}\n` : ''),
     );

@@ -6,6 +6,7 @@ import { planRecord } from '../../nin/sample-plan.js';
 import { json, type CliContext } from '../context.js';
 import { parseInteger } from '../flags.js';
 import type { CommandSpec } from './common.js';
+import { checkOutputFile } from '../../../worker/io/atomic-write.js';
 
 export const ninCommand = {
   name: 'nin',
@@ -22,6 +23,7 @@ export const ninCommand = {
     const k = parseInteger('--layer-sample', o.layerSample as string, 1);
     const out = o.out as string;
     if (!out.endsWith('.npy')) throw new UsageError(`--out must name a .npy file, got "${out}"`);
+    await checkOutputFile(out);
     const { layout, plans, edges } = await modelEdgeLists(model, [sample], k);
     await writeNpyEdges(out, edges[0]);
     if (o.plan) ctx.out(json({ layout: layout.name, sample, layerSample: k, edges: edges[0].length / 3, plan: planRecord(plans[0]) }));
