@@ -58,6 +58,10 @@ test.serial('on a 40 ms link the planner gives the local numbers in fewer reques
       t.is(r.stats.bytesRead, local.stats.bytesRead, 'bytesRead counts the wanted rows, however they were fetched');
     }
     t.true(plannedRequests < beforeRequests / 2, `planned ${plannedRequests} requests, fixed coalescing ${beforeRequests}`);
+    // The link as the planner measured it: at least the 40 ms the mock adds to every request.
+    t.true(planned.stats.link.rttMs >= 40, JSON.stringify(planned.stats.link));
+    t.true(planned.stats.link.mbPerSec > 0);
+    t.false('link' in local.stats, 'a local checkpoint has no link');
     t.log(`CDN requests: ${beforeRequests} with 4 KiB coalescing, ${plannedRequests} planned`);
   } finally {
     hub.latencyMs = 0;
