@@ -179,7 +179,8 @@ test('the worker takes a keepalive ping every 100 ms without calls: no GOAWAY to
   // every 5 s (KEEPALIVE_TIME_MS), so the worker must accept far more than that.
   const client = new Client(`127.0.0.1:${t.context.worker.grpcPort}`, ChannelCredentials.createInsecure(), {
     'grpc.keepalive_time_ms': 100,
-    'grpc.keepalive_timeout_ms': 1000,
+    // Long: a loaded machine may be slow to ack one ping; only a GOAWAY may end the connection.
+    'grpc.keepalive_timeout_ms': 20_000,
     'grpc.keepalive_permit_without_calls': 1,
   });
   t.context.cleanups.push(async () => client.close());

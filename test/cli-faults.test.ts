@@ -9,6 +9,7 @@ import { ShardService } from '../worker/serve.js';
 import { startGrpcServer, type GrpcTransport } from '../worker/transport/grpc-server.js';
 import { natsServerMissing, NatsServer } from './helpers/nats-server.js';
 import { faultModel } from './helpers/fault-model.js';
+import { until } from './helpers/until.js';
 import { runCli } from './helpers/run-cli.js';
 import { cliPath, repoRoot } from './helpers/shared.js';
 import { shardsDone, startWorkerProcess, type WorkerProcess } from './helpers/worker-process.js';
@@ -42,13 +43,6 @@ async function journaled(out: string): Promise<number> {
   return (await readdir(join(out, 'shards')).catch(() => [] as string[])).filter((f) => /^shard-\d+\.json$/.test(f)).length;
 }
 
-async function until(what: string, ok: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const since = Date.now();
-  while (!(await ok())) {
-    if (Date.now() - since > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A real grpc-js worker on loopback that computes each shard and then spoils its reply. */
 async function spoiledWorker(spoil: (reply: Uint8Array) => Uint8Array): Promise<string> {

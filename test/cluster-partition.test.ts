@@ -8,6 +8,7 @@ import type { ShardBackend } from '../worker/backends/shard-backend.js';
 import { WorkerLostError } from '../worker/backends/worker-lost.js';
 import { makeNetnsPair, netnsMissing, startWorkerIn, type NetnsPair, type NetnsWorker } from './helpers/netns.js';
 import { faultModel } from './helpers/fault-model.js';
+import { until } from './helpers/until.js';
 import { runCli, type CliResult } from './helpers/run-cli.js';
 import { cliPath, repoRoot } from './helpers/shared.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
@@ -42,13 +43,6 @@ test.after.always(async () => {
   await cleanup();
 });
 
-async function until(what: string, ok: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const since = Date.now();
-  while (!(await ok())) {
-    if (Date.now() - since > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

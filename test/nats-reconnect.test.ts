@@ -9,6 +9,7 @@ import { startNatsWorker } from '../worker/transport/nats-worker.js';
 import { GatedBackend } from './helpers/gated-backend.js';
 import { NatsServer, natsServerMissing } from './helpers/nats-server.js';
 import { faultModel } from './helpers/fault-model.js';
+import { until } from './helpers/until.js';
 import { runCli } from './helpers/run-cli.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
 import { metricTotal, shardsDone, startWorkerProcess, type WorkerProcess } from './helpers/worker-process.js';
@@ -46,13 +47,6 @@ if (!missing) {
   });
 }
 
-async function until(what: string, ok: () => Promise<boolean>, ms = 60_000): Promise<void> {
-  const since = Date.now();
-  while (!(await ok())) {
-    if (Date.now() - since > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 (missing ? test.skip : test.serial)(`the coordinator's NATS connection reset twice mid-run: shards in flight are sent again, none fails, the numbers are the embedded run's${missing ? ` (${missing})` : ''}`, async (t) => {
   t.timeout(100_000);

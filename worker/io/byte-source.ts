@@ -32,6 +32,13 @@ export interface ByteSource {
   close(): Promise<void>;
 }
 
+/** Refuses a read of [start, end) that is not inside a source of `size` bytes. */
+export function checkRange(name: string, size: number, start: number, end: number): void {
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end > size || start > end) {
+    throw new InputError(`${name}: read of bytes [${start}, ${end}) outside the file (${size} bytes)`);
+  }
+}
+
 /** Bytes read concurrently per source that cannot plan its own requests. */
 const PLAIN_READS_IN_FLIGHT = 16;
 
@@ -59,9 +66,7 @@ export class FileByteSource implements ByteSource {
   }
 
   async read(start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
-    if (start < 0 || end > this.size || start > end) {
-      throw new InputError(`${this.name}: read of bytes [${start}, ${end}) outside the file (${this.size} bytes)`);
-    }
+    checkRange(this.name, this.size, start, end);
     const out = into ?? new Uint8Array(end - start);
     await preadFully(this.handle, this.name, out, start);
     this.bytesRead += out.length;
@@ -69,9 +74,7 @@ export class FileByteSource implements ByteSource {
   }
 
   async readRanges(wanted: readonly WantedRange[]): Promise<void> {
-    for (const w of wanted) {
-      if (w.start < 0 || w.end > this.size || w.start > w.end) throw new InputError(`${this.name}: read of bytes [${w.start}, ${w.end}) outside the file (${this.size} bytes)`);
-    }
+    for (const w of wanted) checkRange(this.name, this.size, w.start, w.end);
     await readFileRanges(this.handle, this.name, wanted);
     for (const w of wanted) this.bytesRead += w.end - w.start;
   }

@@ -1,5 +1,5 @@
 import { InputError, IntegrityError, NeuromfaError, TransportError } from '../../proto/errors.js';
-import type { ByteSource } from './byte-source.js';
+import { checkRange, type ByteSource } from './byte-source.js';
 import { fetchTransport, undiciTransport, type RangeTransport } from './http-transport.js';
 import type { Limiter } from './limiter.js';
 import { LinkMeter } from './link-meter.js';
@@ -190,14 +190,8 @@ export class HttpByteSource implements ByteSource {
     return new HttpByteSource({ ...opts, name: opts.name ?? url, url, size: total.total! });
   }
 
-  private check(start: number, end: number): void {
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end > this.size || start > end) {
-      throw new InputError(`${this.name}: read of bytes [${start}, ${end}) outside the file (${this.size} bytes)`);
-    }
-  }
-
   async read(start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
-    this.check(start, end);
+    checkRange(this.name, this.size, start, end);
     let bytes: Uint8Array;
     if (start === end) {
       bytes = new Uint8Array(0);
@@ -219,7 +213,7 @@ export class HttpByteSource implements ByteSource {
   }
 
   async readRanges(wanted: readonly WantedRange[], tee?: RangeTee): Promise<void> {
-    for (const w of wanted) this.check(w.start, w.end);
+    for (const w of wanted) checkRange(this.name, this.size, w.start, w.end);
     await readPlanned(wanted, () => this.meter.model(), async (start, end, deliver) => void (await this.stream(start, end, false, deliver, tee)), this.opts.limit);
     for (const w of wanted) this.bytesRead += w.end - w.start;
   }

@@ -82,9 +82,16 @@ export class BlobCache {
   }
 
   async covers(start: number, end: number): Promise<boolean> {
+    return (await this.coverage())(start, end);
+  }
+
+  /** Whether a range is present, answered without I/O once the log is loaded (planned reads ask thousands of times). */
+  async coverage(): Promise<(start: number, end: number) => boolean> {
     const ranges = await this.loadRanges();
-    const i = lastStartingAtOrBefore(ranges, start);
-    return i >= 0 && end <= ranges[i][1];
+    return (start, end) => {
+      const i = lastStartingAtOrBefore(ranges, start);
+      return i >= 0 && end <= ranges[i][1];
+    };
   }
 
   private file(): Promise<FileHandle | undefined> {

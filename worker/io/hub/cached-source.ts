@@ -1,6 +1,5 @@
-import type { ByteSource } from '../byte-source.js';
+import { checkRange, type ByteSource } from '../byte-source.js';
 import type { HttpByteSource } from '../http-byte-source.js';
-import { InputError } from '../../../proto/errors.js';
 import type { WantedRange } from '../ranged-read.js';
 import type { BlobCache } from './cache.js';
 
@@ -26,14 +25,8 @@ export class CachedByteSource implements ByteSource {
     return (await this.blob?.covers(start, end)) ?? false;
   }
 
-  private check(start: number, end: number): void {
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end > this.size || start > end) {
-      throw new InputError(`${this.name}: read of bytes [${start}, ${end}) outside the file (${this.size} bytes)`);
-    }
-  }
-
   async read(start: number, end: number, into?: Uint8Array): Promise<Uint8Array> {
-    this.check(start, end);
+    checkRange(this.name, this.size, start, end);
     let bytes: Uint8Array | undefined;
     if (this.blob && start < end && (await this.blob.covers(start, end))) bytes = await this.blob.read(start, end);
     if (!bytes) {
@@ -54,10 +47,11 @@ export class CachedByteSource implements ByteSource {
    * the wanted bytes.
    */
   async readRanges(wanted: readonly WantedRange[]): Promise<void> {
-    for (const w of wanted) this.check(w.start, w.end);
+    for (const w of wanted) checkRange(this.name, this.size, w.start, w.end);
     const cached: WantedRange[] = [];
     const missing: WantedRange[] = [];
-    for (const w of wanted) (this.blob && (await this.blob.covers(w.start, w.end)) ? cached : missing).push(w);
+    const covered = await this.blob?.coverage();
+    for (const w of wanted) (covered?.(w.start, w.end) ? cached : missing).push(w);
     if (cached.length > 0 && !(await this.blob!.readRanges(this.name, cached))) missing.push(...cached.splice(0));
     missing.sort((a, b) => a.start - b.start);
     if (missing.length > 0) {
