@@ -53,7 +53,7 @@ function lostLines(stderr: string, worker: string): string[] {
 
 const keepaliveLine = (worker: string) =>
   new RegExp(
-    `^neuromfa: worker grpc:grpc://${escape(worker)} left the run \\(1 live\\): grpc:grpc://${escape(worker)}: shard \\d+: the worker stopped answering \\(UNAVAILABLE, connection dropped: no answer to a keepalive ping within 5 s, or it closed the connection\\)$`,
+    `^neuromfa: worker grpc:grpc://${escape(worker)} left the run \\(1 live\\): grpc:grpc://${escape(worker)}: shard \\d+: the worker stopped answering \\(UNAVAILABLE, connection dropped: no answer to a keepalive ping within 20 s, or it closed the connection\\)$`,
   );
 
 function sameNumbers(t: ExecutionContext, r: CliResult): void {

@@ -48,12 +48,13 @@ const DEFAULT_DEADLINE_MS = 600_000;
  * an L7 proxy must allow pings every 5 s without calls.
  */
 export const KEEPALIVE_TIME_MS = 5000;
-export const KEEPALIVE_TIMEOUT_MS = 5000;
+/** Long enough that a loaded machine's slow ack (a worker or coordinator stalled for seconds) is not a lost worker. */
+export const KEEPALIVE_TIMEOUT_MS = 20_000;
 /**
  * A call still without a connection after this long gives up: grpc-js sets no connect timeout,
  * and a connection attempt to a partitioned host waits for the kernel's SYN retries (~2 min).
  */
-const CONNECT_TIMEOUT_MS = KEEPALIVE_TIME_MS + KEEPALIVE_TIMEOUT_MS;
+const CONNECT_TIMEOUT_MS = 10_000;
 
 /** The grpc-js target of a --workers entry: `grpc://h:p` → `h:p`; `dns:///…`, `ipv4:…` unchanged. */
 export function grpcTarget(address: string): string {
