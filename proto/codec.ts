@@ -15,8 +15,11 @@
 import { Packr } from 'msgpackr';
 import { MessageFormatError } from './errors.js';
 import { checkDescription, type WorkerDescription } from './describe.js';
-import { bucketRangeProblem, DECIMALS, MAX_DIMENSION, MAX_GROUP_STRIDE, MAX_MATRIX_PARTS, MAX_MIN_NEIGHBORS, MAX_Q_COUNT, MAX_SHARD_WEIGHT_BYTES, qGridProblem } from './limits.js';
-import { KERNEL_BACKENDS, type MatrixPart, type MfaParams, type NfdParams, type ShardInput, type ShardReply, type ShardResult, type ShardTask } from './shard.js';
+import { bucketRangeProblem, DECIMALS, MAX_DIMENSION, MAX_GROUP_STRIDE, MAX_LAYERS, MAX_MATRIX_PARTS, MAX_MIN_NEIGHBORS, MAX_Q_COUNT, MAX_SAMPLES, MAX_SHARD_WEIGHT_BYTES, qGridProblem } from './limits.js';
+import { KERNEL_BACKENDS, type MatrixPart, type MfaParams, type MfaShardResult, type ModelSamples, type NfdParams, type ShardInput, type ShardReply, type ShardResult, type ShardTask } from './shard.js';
+
+/** Longest model reference accepted (an hf:// reference with a commit, or a path under the model root). */
+const MAX_MODEL_REF = 4096;
 
 export const WIRE_VERSION = 1;
 
@@ -115,11 +118,13 @@ function typed<T extends Typed>(v: unknown, path: string, Ctor: { new (b: ArrayB
 export function encodeTask(task: ShardTask): Uint8Array {
   const { params, input } = task;
   const wireParams =
-    task.measure === 'mfa'
+    task.measure !== 'nfd'
       ? { threshold: task.params.threshold, decimals: task.params.decimals, minNeighbors: task.params.minNeighbors, q: bytesOf(Float64Array.from(task.params.q)) }
       : { threshold: params.threshold, decimals: params.decimals };
   const wireInput =
-    input.kind === 'groups'
+    input.kind === 'model'
+      ? { kind: 'model', model: input.model, layerSample: input.layerSample, samples: input.samples, shardsPerSample: input.shardsPerSample, perLayer: input.perLayer }
+      : input.kind === 'groups'
       ? { kind: 'groups', weights: bytesOf(input.weights), stride: input.stride, offsets: bytesOf(input.offsets) }
       : {
           kind: 'matrix',
@@ -135,7 +140,7 @@ export function encodeTask(task: ShardTask): Uint8Array {
 export function decodeTask(bytes: Uint8Array): ShardTask {
   const o = unpack(bytes, 'ShardTask');
   const id = int(o.id, 'id');
-  const measure = oneOf(o.measure, 'measure', ['mfa', 'nfd'] as const);
+  const measure = oneOf(o.measure, 'measure', ['mfa', 'nfd', 'sampled'] as const);
   const p = obj(o.params, 'params');
   const threshold = num(p.threshold, 'params.threshold');
   if (!(threshold > 1)) throw bad('params.threshold', 'a number > 1', threshold);
@@ -143,22 +148,46 @@ export function decodeTask(bytes: Uint8Array): ShardTask {
   // The same limits the CLI enforces (proto/limits.ts): a task the CLI could not have sent is malformed.
   const range = bucketRangeProblem(threshold, decimals);
   if (range) throw new MessageFormatError(`params: ${range}`);
-  if (measure === 'mfa') {
+  if (measure !== 'nfd') {
     // Checked before the input is copied: 2,000,000 q values must cost nothing to refuse.
     const qBytes = bin(p.q, 'params.q');
     if (qBytes.byteLength > MAX_Q_COUNT * 8) throw bad('params.q', `at most ${MAX_Q_COUNT} values`, qBytes);
   }
-  const input = decodeInput(obj(o.input, 'input'));
+  const rawInput = obj(o.input, 'input');
+  if (measure === 'sampled') {
+    const params = mfaParamsOf(p, threshold, decimals);
+    return { id, measure, params, input: decodeModelSamples(rawInput) };
+  }
+  const input = decodeInput(rawInput);
   if (measure === 'nfd') {
     if (input.kind !== 'groups') throw bad('input.kind', 'groups (nfd shards are edge lists)', input.kind);
     const params: NfdParams = { threshold, decimals };
     return { id, measure, params, input };
   }
+  return { id, measure, params: mfaParamsOf(p, threshold, decimals), input };
+}
+
+function mfaParamsOf(p: Record<string, unknown>, threshold: number, decimals: number): MfaParams {
   const q = Array.from(typed(p.q, 'params.q', Float64Array));
   const qProblem = qGridProblem(q);
   if (qProblem) throw new MessageFormatError(`params.q: ${qProblem}`);
-  const params: MfaParams = { threshold, decimals, minNeighbors: int(p.minNeighbors, 'params.minNeighbors', 0, MAX_MIN_NEIGHBORS), q };
-  return { id, measure, params, input };
+  return { threshold, decimals, minNeighbors: int(p.minNeighbors, 'params.minNeighbors', 0, MAX_MIN_NEIGHBORS), q };
+}
+
+function decodeModelSamples(i: Record<string, unknown>): ModelSamples {
+  oneOf(i.kind, 'input.kind', ['model'] as const);
+  const model = str(i.model, 'input.model');
+  if (model === '' || model.length > MAX_MODEL_REF || model.includes('\0')) throw bad('input.model', `a model reference of 1 to ${MAX_MODEL_REF} characters without NUL`, model);
+  const samples = list(i.samples, 'input.samples');
+  if (samples.length === 0 || samples.length > MAX_SAMPLES) throw bad('input.samples', `1 to ${MAX_SAMPLES} sample indices`, samples);
+  return {
+    kind: 'model',
+    model,
+    layerSample: int(i.layerSample, 'input.layerSample', 1, MAX_LAYERS),
+    samples: samples.map((v, k) => int(v, `input.samples[${k}]`, 0, 2 ** 32 - 1)),
+    shardsPerSample: int(i.shardsPerSample, 'input.shardsPerSample', 1, 1 << 16),
+    perLayer: bool(i.perLayer, 'input.perLayer'),
+  };
 }
 
 const DTYPES = ['F64', 'F32', 'F16', 'BF16'] as const;
@@ -209,10 +238,22 @@ function decodeInput(i: Record<string, unknown>): ShardInput {
 
 export function encodeReply(reply: ShardReply): Uint8Array {
   if (!reply.ok) return pack({ ok: false, error: { name: reply.error.name, code: reply.error.code, message: reply.error.message, retryable: reply.error.retryable } });
-  const r = reply.result;
+  return pack({ ok: true, result: wireResult(reply.result) });
+}
+
+function wireResult(r: ShardResult): object {
   const stats = { id: r.id, measure: r.measure, backend: r.backend, nodes: r.nodes, edges: r.edges, skippedNonFinite: r.skippedNonFinite, bytesRead: r.bytesRead, seconds: r.seconds };
-  const result = r.measure === 'mfa' ? { ...stats, selected: r.selected, present: bytesOf(r.present), sums: bytesOf(r.sums) } : { ...stats, values: bytesOf(r.values) };
-  return pack({ ok: true, result });
+  if (r.measure === 'mfa') return { ...stats, selected: r.selected, present: bytesOf(r.present), sums: bytesOf(r.sums) };
+  if (r.measure === 'nfd') return { ...stats, values: bytesOf(r.values) };
+  return {
+    ...stats,
+    layout: r.layout,
+    architecture: r.architecture,
+    blockCount: r.blockCount,
+    worker: r.worker,
+    requests: r.requests,
+    samples: r.samples.map((s) => ({ sample: s.sample, bytesSha256: s.bytesSha256, partials: s.partials.map(wireResult), ...(s.blocks ? { blocks: s.blocks } : {}) })),
+  };
 }
 
 export function decodeReply(bytes: Uint8Array): ShardReply {
@@ -222,25 +263,47 @@ export function decodeReply(bytes: Uint8Array): ShardReply {
   return { ok: false, error: { name: str(e.name, 'error.name'), code: str(e.code, 'error.code'), message: str(e.message, 'error.message'), retryable: bool(e.retryable, 'error.retryable') } };
 }
 
-function decodeResult(r: Record<string, unknown>): ShardResult {
+function decodeResult(r: Record<string, unknown>, path = 'result'): ShardResult {
   const stats = {
-    id: int(r.id, 'result.id'),
-    backend: oneOf(r.backend, 'result.backend', KERNEL_BACKENDS),
-    nodes: int(r.nodes, 'result.nodes'),
-    edges: int(r.edges, 'result.edges'),
-    skippedNonFinite: int(r.skippedNonFinite, 'result.skippedNonFinite'),
-    bytesRead: int(r.bytesRead, 'result.bytesRead'),
-    seconds: num(r.seconds, 'result.seconds'),
+    id: int(r.id, `${path}.id`),
+    backend: oneOf(r.backend, `${path}.backend`, KERNEL_BACKENDS),
+    nodes: int(r.nodes, `${path}.nodes`),
+    edges: int(r.edges, `${path}.edges`),
+    skippedNonFinite: int(r.skippedNonFinite, `${path}.skippedNonFinite`),
+    bytesRead: int(r.bytesRead, `${path}.bytesRead`),
+    seconds: num(r.seconds, `${path}.seconds`),
   };
-  if (oneOf(r.measure, 'result.measure', ['mfa', 'nfd'] as const) === 'nfd') {
-    return { ...stats, measure: 'nfd', values: typed(r.values, 'result.values', Float64Array) };
+  const measure = oneOf(r.measure, `${path}.measure`, ['mfa', 'nfd', 'sampled'] as const);
+  if (measure === 'nfd') return { ...stats, measure, values: typed(r.values, `${path}.values`, Float64Array) };
+  if (measure === 'mfa') {
+    return {
+      ...stats,
+      measure,
+      selected: int(r.selected, `${path}.selected`),
+      present: typed(r.present, `${path}.present`, Int32Array),
+      sums: typed(r.sums, `${path}.sums`, Float64Array),
+    };
   }
   return {
     ...stats,
-    measure: 'mfa',
-    selected: int(r.selected, 'result.selected'),
-    present: typed(r.present, 'result.present', Int32Array),
-    sums: typed(r.sums, 'result.sums', Float64Array),
+    measure,
+    layout: str(r.layout, `${path}.layout`),
+    architecture: str(r.architecture, `${path}.architecture`),
+    blockCount: int(r.blockCount, `${path}.blockCount`, 0, MAX_LAYERS),
+    worker: str(r.worker, `${path}.worker`),
+    requests: int(r.requests, `${path}.requests`),
+    samples: list(r.samples, `${path}.samples`).map((raw, k) => {
+      const s = obj(raw, `${path}.samples[${k}]`);
+      const at = `${path}.samples[${k}]`;
+      const partials = list(s.partials, `${at}.partials`).map((p, j) => {
+        const d = decodeResult(obj(p, `${at}.partials[${j}]`), `${at}.partials[${j}]`);
+        if (d.measure !== 'mfa') throw bad(`${at}.partials[${j}].measure`, 'mfa', d.measure);
+        return d satisfies MfaShardResult;
+      });
+      const blocks = s.blocks === undefined ? undefined : list(s.blocks, `${at}.blocks`).map((b, j) => int(b, `${at}.blocks[${j}]`));
+      if (blocks && blocks.length !== partials.length) throw bad(`${at}.blocks`, `one block per partial (${partials.length})`, blocks);
+      return { sample: int(s.sample, `${at}.sample`), bytesSha256: str(s.bytesSha256, `${at}.bytesSha256`), partials, ...(blocks ? { blocks } : {}) };
+    }),
   };
 }
 

@@ -42,9 +42,31 @@ export type ShardInput =
       inline?: Uint8Array[];
     };
 
+/**
+ * A sampled shard names what to read, not bytes: the worker opens `model` (an
+ * `hf://OWNER/NAME@COMMIT` pinned by the coordinator, or a path relative to the model root
+ * both sides name), reads the rows `samples` need with the read planner, builds their NINs and
+ * computes each as the embedded run does (worker/nin/sample-shards.ts), so the numbers are the
+ * same bit for bit.
+ */
+export interface ModelSamples {
+  kind: 'model';
+  model: string;
+  layerSample: number;
+  samples: number[];
+  /** Node-range partials per sample, cut as the embedded run cuts them. */
+  shardsPerSample: number;
+  /** Cut again at block boundaries, for per-layer spectra. */
+  perLayer: boolean;
+}
+
 export type ShardTask =
   | { id: number; measure: 'mfa'; params: MfaParams; input: ShardInput }
-  | { id: number; measure: 'nfd'; params: NfdParams; input: Extract<ShardInput, { kind: 'groups' }> };
+  | { id: number; measure: 'nfd'; params: NfdParams; input: Extract<ShardInput, { kind: 'groups' }> }
+  | { id: number; measure: 'sampled'; params: MfaParams; input: ModelSamples };
+
+/** The shards that carry their own input (every transport's pool threads run these). */
+export type InputShardTask = Exclude<ShardTask, { measure: 'sampled' }>;
 
 /**
  * Where a shard's partition sums were computed: the float64 kernel or a gpu.js mode
@@ -79,7 +101,31 @@ export interface NfdShardResult extends ShardStats {
   values: Float64Array;
 }
 
-export type ShardResult = MfaShardResult | NfdShardResult;
+/** One sample of a sampled shard: its node-range partials, as the embedded run has them. */
+export interface SamplePartials {
+  sample: number;
+  /** sha256 of the stored elements the sample's NIN uses (worker/nin/sampled-digest.ts). */
+  bytesSha256: string;
+  partials: MfaShardResult[];
+  /** With perLayer: the block of each partial. */
+  blocks?: number[];
+}
+
+export interface SampledShardResult extends ShardStats {
+  id: number;
+  measure: 'sampled';
+  layout: string;
+  architecture: string;
+  /** Blocks of the layout: per-layer spectra need the count even where a block has no partial. */
+  blockCount: number;
+  /** Who read and computed it (host:pid), for bytes read per worker. */
+  worker: string;
+  /** HTTP requests the worker made for it (0 for a file under its model root). */
+  requests: number;
+  samples: SamplePartials[];
+}
+
+export type ShardResult = MfaShardResult | NfdShardResult | SampledShardResult;
 
 /** What a thread or remote worker sends back: a result or a typed error. */
 export type ShardReply = { ok: true; result: ShardResult } | { ok: false; error: WireError };

@@ -2,7 +2,7 @@ import test from 'ava';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openModel } from '../coordinator/analysis/model-analysis.js';
-import { matrixTasks } from '../coordinator/plan/shard-plan.js';
+import { matrixTasks } from '../worker/plan/shard-plan.js';
 import { RunJournal } from '../coordinator/run/journal.js';
 import type { WorkerDescription } from '../proto/describe.js';
 import type { BackendFallback, MfaParams, MfaShardResult, ShardTask } from '../proto/shard.js';

@@ -2,7 +2,7 @@ import test from 'ava';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { mfaOfGroups, nfdOfGroups } from '../coordinator/analysis/edge-analysis.js';
-import { groupBySource } from '../coordinator/plan/edge-groups.js';
+import { groupBySource } from '../worker/plan/edge-groups.js';
 import { InProcessBackend } from '../worker/backends/in-process.js';
 import { readNpyEdges } from '../worker/io/npy.js';
 import { conformanceDir, firstMismatch, readJson, within } from './helpers/shared.js';

@@ -2,7 +2,7 @@ import test from 'ava';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { analyzeModel, modelEdgeLists } from '../coordinator/analysis/model-analysis.js';
-import { planRecord } from '../coordinator/nin/sample-plan.js';
+import { planRecord } from '../worker/nin/sample-plan.js';
 import { InProcessBackend } from '../worker/backends/in-process.js';
 import { npyEdgeBytes } from '../worker/io/npy.js';
 import { conformanceDir, firstMismatch, readJson, within } from './helpers/shared.js';

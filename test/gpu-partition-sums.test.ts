@@ -3,7 +3,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { mergePartials } from '../coordinator/analysis/merge.js';
 import { spectrumFromSums } from '../coordinator/analysis/spectrum.js';
-import { groupBySource } from '../coordinator/plan/edge-groups.js';
+import { groupBySource } from '../worker/plan/edge-groups.js';
 import type { MfaParams, MfaShardResult } from '../proto/shard.js';
 import { readNpyEdges } from '../worker/io/npy.js';
 import { boxMassFromGroups, type BoxMass } from '../worker/kernel/box-mass.js';

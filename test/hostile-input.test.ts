@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openModel } from '../coordinator/analysis/model-analysis.js';
-import { matrixTasks } from '../coordinator/plan/shard-plan.js';
+import { matrixTasks } from '../worker/plan/shard-plan.js';
 import { decodeTask, encodeTask } from '../proto/codec.js';
 import { InputError, IntegrityError, MessageFormatError } from '../proto/errors.js';
 import type { MfaParams, ShardTask } from '../proto/shard.js';

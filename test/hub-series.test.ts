@@ -224,11 +224,20 @@ test.serial('analyze hf://… --full equals --full of the local copy; names the 
   t.is(text.code, 0, text.stderr);
   t.regex(text.stdout, new RegExp(`^hf://org/full-series: GPTNeoXForCausalLM, layout gpt-neox, full NIN, commit ${commit}$`, 'm'));
   t.regex(text.stdout, /bytes read \([\d.]+%\) in \d+ HTTP requests,/);
-  // Remote workers have no hf:// file under their --model-root: the coordinator ships the bytes.
-  const worker = await startWorkerProcess(['--threads', '1', '--grpc', '127.0.0.1:0']);
+  // A remote worker reads the pinned hub files by range itself, through its own cache; with
+  // --ship-bytes the coordinator reads and sends the bytes instead.
+  const workerCache = await freshDir('worker-cache');
+  const worker = await startWorkerProcess(['--threads', '1', '--grpc', '127.0.0.1:0'], { env: { HF_ENDPOINT: hub.hubUrl, NEUROMFA_CACHE: workerCache, HF_TOKEN: '' } });
   try {
+    hub.resetCounters();
     const viaWorker = (await cli(t, cache, ['analyze', 'hf://org/full-series', ...args, '--workers', `grpc://${worker.grpcAddress}`])).json;
     t.deepEqual(viaWorker.samples, local.samples);
+    // The coordinator's cache holds every byte already: what the CDN served went to the worker.
+    t.true(hub.requests('cdn').length > 0);
+    hub.resetCounters();
+    const shipped = (await cli(t, cache, ['analyze', 'hf://org/full-series', ...args, '--workers', `grpc://${worker.grpcAddress}`, '--ship-bytes'])).json;
+    t.deepEqual(shipped.samples, local.samples);
+    t.is(hub.requests('cdn').length, 0);
   } finally {
     await worker.stop();
   }

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { parseQGrid, parseSamples } from '../coordinator/cli/flags.js';
-import { legacyChoice, MT19937 } from '../coordinator/nin/mt19937.js';
+import { legacyChoice, MT19937 } from '../worker/nin/mt19937.js';
 import { boxMassFromGroups } from '../worker/kernel/box-mass.js';
 import { rint, weightCode, CODE_FIRST_BUCKET, CODE_NONFINITE, CODE_OUTSIDE, CODE_ZERO } from '../worker/kernel/buckets.js';
 import { fitLine } from '../worker/kernel/least-squares.js';

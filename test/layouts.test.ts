@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { mfaOfGroups } from '../coordinator/analysis/edge-analysis.js';
 import { analyzeModel, modelEdgeLists, openModel } from '../coordinator/analysis/model-analysis.js';
 import { edgesFromColumns, edgesFromRows } from '../worker/io/edge-list.js';
-import { groupBySource } from '../coordinator/plan/edge-groups.js';
+import { groupBySource } from '../worker/plan/edge-groups.js';
 import { InProcessBackend } from '../worker/backends/in-process.js';
 import { decodeFloats } from '../worker/io/dtype.js';
 import { readRows, requireFloatTensor } from '../worker/io/safetensors.js';

@@ -2,7 +2,7 @@ import test from 'ava';
 import { join } from 'node:path';
 import { mfaOfGroups, nfdOfGroups } from '../coordinator/analysis/edge-analysis.js';
 import { analyzeModel } from '../coordinator/analysis/model-analysis.js';
-import { groupBySource } from '../coordinator/plan/edge-groups.js';
+import { groupBySource } from '../worker/plan/edge-groups.js';
 import { InProcessBackend } from '../worker/backends/in-process.js';
 import { PiscinaBackend } from '../worker/backends/piscina.js';
 import { readNpyEdges } from '../worker/io/npy.js';
@@ -84,7 +84,7 @@ test('a comma-list q grid equals the evenly spaced grid it spells out', async (t
 
 test('a matrix shard computed from shipped bytes equals the one read from disk, column slices included', async (t) => {
   const { openModel } = await import('../coordinator/analysis/model-analysis.js');
-  const { matrixTasks } = await import('../coordinator/plan/shard-plan.js');
+  const { matrixTasks } = await import('../worker/plan/shard-plan.js');
   const { withInlineBytes } = await import('../coordinator/plan/ship-bytes.js');
   const { ckpt, layout } = await openModel(join(conformanceDir, 'gptneox', 'neox-bf16-trained'), 32);
   try {

@@ -2,7 +2,7 @@ import anyTest, { type TestFn } from 'ava';
 import { copyFile, mkdir, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openModel } from '../coordinator/analysis/model-analysis.js';
-import { matrixTasks } from '../coordinator/plan/shard-plan.js';
+import { matrixTasks } from '../worker/plan/shard-plan.js';
 import { withInlineBytes } from '../coordinator/plan/ship-bytes.js';
 import { MessageFormatError } from '../proto/errors.js';
 import { InputError, TransportError } from '../proto/errors.js';

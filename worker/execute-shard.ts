@@ -1,3 +1,4 @@
+import { InputError } from '../proto/errors.js';
 import type { BackendFallback, ShardResult, ShardTask } from '../proto/shard.js';
 import { F64, type PartitionBackend } from './gpu/backends.js';
 import { boxMassFromCodeHistogram, boxMassFromCodeLists, boxMassFromGroups, type BoxMass } from './kernel/box-mass.js';
@@ -20,6 +21,10 @@ export interface ExecuteOptions {
  * calls this function; there is no other copy of the math.
  */
 export async function executeShard(task: ShardTask, options: ExecuteOptions = {}): Promise<ShardResult> {
+  if (task.measure === 'sampled') {
+    // It opens a checkpoint and runs its partials on a pool: a worker's main thread does (sampled-shard.ts).
+    throw new InputError(`shard ${task.id} is a sampled shard: it runs through runSampledShard, not on a pool thread`);
+  }
   const started = performance.now();
   const input = task.input;
   if (task.measure === 'nfd') {

@@ -22,6 +22,9 @@ import { matrixBlocks } from './matrix-histogram.js';
 import { WorkerMetrics } from './metrics.js';
 import { confinePath } from './confine-path.js';
 import { bytesPerElement } from './io/dtype.js';
+import { openCheckpoint, type Checkpoint } from './io/checkpoint.js';
+import { isHubRef, parseHubRef } from './io/hub/ref.js';
+import { runSampledShard } from './sampled-shard.js';
 
 export interface ServeOptions {
   /** Threads of the shard pool. */
@@ -157,7 +160,10 @@ export class ShardService {
     this.metrics.set('neuromfa_worker_shards_in_flight', this.running);
     try {
       await this.started;
-      const result = await this.backend.run(await this.confined(task), { signal: options.signal });
+      const result =
+        task.measure === 'sampled'
+          ? await runSampledShard(task, { open: (model) => this.openModel(model), run: (t) => this.backend.run(t, { signal: options.signal }) })
+          : await this.backend.run(await this.confined(task), { signal: options.signal });
       this.metrics.inc('neuromfa_worker_shards_total', { ...labels, measure: task.measure, outcome: 'ok' });
       this.metrics.inc('neuromfa_worker_backend_shards_total', { backend: result.backend });
       this.metrics.observe('neuromfa_worker_shard_seconds', result.seconds, labels);
@@ -222,13 +228,30 @@ export class ShardService {
       });
       return task;
     }
-    if (!this.root) {
-      throw new InputError(`shard ${task.id} names ${input.parts[0].file}, but this worker has no --model-root and reads no files: ship the bytes inline (--ship-bytes)`);
+    // Hub files pinned to a commit (hf://OWNER/NAME@COMMIT/FILE) are read from the hub by range.
+    const local = input.parts.filter((p) => !isHubRef(p.file));
+    if (local.length && !this.root) {
+      throw new InputError(`shard ${task.id} names ${local[0].file}, but this worker has no --model-root and reads no files: ship the bytes inline (--ship-bytes)`);
     }
     const real = new Map<string, string>();
-    for (const p of input.parts) if (!real.has(p.file)) real.set(p.file, await confinePath(this.root, p.file));
+    for (const p of input.parts) if (!real.has(p.file)) real.set(p.file, isHubRef(p.file) ? p.file : await confinePath(this.root!, p.file));
     const parts: MatrixPart[] = input.parts.map((p) => ({ ...p, file: real.get(p.file)! }));
     return { ...task, input: { ...input, parts } };
+  }
+
+  /**
+   * The checkpoint a sampled shard names. Hub references must be pinned to a commit (the
+   * coordinator pins them): a branch could move between two workers' reads. Paths are read
+   * under the model root only, as matrix shards' files are.
+   */
+  private async openModel(model: string): Promise<Checkpoint> {
+    if (isHubRef(model)) {
+      const { revision } = parseHubRef(model);
+      if (!/^[0-9a-f]{40}$/.test(revision)) throw new InputError(`${model}: workers read hub models pinned to a commit (hf://OWNER/NAME@<40-hex commit>), not the revision ${revision}, which may move`);
+      return openCheckpoint(model);
+    }
+    if (!this.root) throw new InputError(`a shard names ${model}, but this worker has no --model-root and reads no files: give it --model-root, or run with --ship-bytes`);
+    return openCheckpoint(await confinePath(this.root, model));
   }
 
   /**

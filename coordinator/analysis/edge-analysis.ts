@@ -1,8 +1,8 @@
 import type { MfaParams, MfaShardResult, NfdParams, NfdShardResult, ShardResult, ShardTask } from '../../proto/shard.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
 import type { EdgeStream } from '../../worker/io/edge-list.js';
-import type { EdgeGroups } from '../plan/edge-groups.js';
-import { groupRanges, groupTasks } from '../plan/shard-plan.js';
+import type { EdgeGroups } from '../../worker/plan/edge-groups.js';
+import { groupRanges, groupTasks } from '../../worker/plan/shard-plan.js';
 import { groupEdgeStream } from '../plan/streamed-groups.js';
 import { runShards, type RunListener } from '../run/run-shards.js';
 import { mergePartials } from './merge.js';

@@ -5,6 +5,7 @@ import type { ShardBackend } from '../../worker/backends/shard-backend.js';
 import type { RunListener } from '../run/run-shards.js';
 import { analyzeModel, openForAnalysis, type AnalyzeOptions, type AnalyzeReport, type OpenedModel, type SampleResult } from './model-analysis.js';
 import { isHubRef } from '../../worker/io/hub/ref.js';
+import { analyseOnWorkers } from './series-on-workers.js';
 
 /**
  * An emergence series checked before E is computed. Step branches on the hub have served
@@ -61,12 +62,14 @@ export interface SeriesResult {
   warnings: string[];
 }
 
-interface Identity {
+export interface Identity {
   repo: string;
   revision: string;
   commit: string;
   sha256: Record<string, string>;
   gptNeox: boolean;
+  /** Bytes of its weight files. */
+  fileBytes: number;
 }
 
 const hub = () => import('../../worker/io/hub/index.js');
@@ -138,11 +141,13 @@ function resultKey(id: Identity, sample: number | 'full', opts: AnalyzeOptions):
   return createHash('sha256').update(JSON.stringify({ v: 3, files, sample, layerSample, params: opts.params })).digest('hex');
 }
 
-interface CachedResult {
+export interface CachedResult {
   layout: string;
   architecture: string;
   result: SampleResult;
 }
+
+export type ResultCache = Awaited<ReturnType<typeof resultCache>>;
 
 /** The result cache: one small file per sample in the commit's directory of the hub cache. */
 async function resultCache() {
@@ -164,6 +169,20 @@ async function resultCache() {
   };
 }
 
+/** The samples of a member found in the result cache, and those left to compute. */
+export async function cachedSamples(id: Identity | undefined, opts: AnalyzeOptions, cache: ResultCache | undefined) {
+  const wanted = opts.samples === 'full' ? (['full'] as const) : opts.samples;
+  const found = new Map<number | 'full', CachedResult>();
+  if (id && cache) {
+    for (const s of wanted) {
+      const hit = await cache.get(id, s, opts);
+      // A result cached without --per-layer has no block spectra: compute it again.
+      if (hit && (!opts.perLayer || hit.result.blocks)) found.set(s, hit);
+    }
+  }
+  return { found, todo: wanted.filter((s) => !found.has(s)) };
+}
+
 interface OpenedMember {
   /** Samples found in the result cache. */
   found: Map<number | 'full', CachedResult>;
@@ -179,18 +198,9 @@ async function openMember(
   id: Identity | undefined,
   opts: AnalyzeOptions,
   listener: RunListener | undefined,
-  cache: Awaited<ReturnType<typeof resultCache>> | undefined,
+  cache: ResultCache | undefined,
 ): Promise<OpenedMember> {
-  const wanted = opts.samples === 'full' ? (['full'] as const) : opts.samples;
-  const found = new Map<number | 'full', CachedResult>();
-  if (id && cache) {
-    for (const s of wanted) {
-      const hit = await cache.get(id, s, opts);
-      // A result cached without --per-layer has no block spectra: compute it again.
-      if (hit && (!opts.perLayer || hit.result.blocks)) found.set(s, hit);
-    }
-  }
-  const todo = wanted.filter((s) => !found.has(s));
+  const { found, todo } = await cachedSamples(id, opts, cache);
   // The commit described, not the branch: a branch moved since then must not slip in.
   const model = id ? `hf://${id.repo}@${id.commit}` : m.model;
   const todoOpts: AnalyzeOptions = { ...opts, samples: opts.samples === 'full' ? 'full' : (todo as number[]) };
@@ -204,7 +214,7 @@ async function analyseMember(
   opts: AnalyzeOptions,
   backend: ShardBackend,
   listener: RunListener | undefined,
-  cache: Awaited<ReturnType<typeof resultCache>> | undefined,
+  cache: ResultCache | undefined,
   { found, opened, model, todoOpts }: OpenedMember,
 ): Promise<AnalysedMember> {
   const wanted = opts.samples === 'full' ? (['full'] as const) : opts.samples;
@@ -226,6 +236,29 @@ async function analyseMember(
     stats: report?.stats ?? null,
     cachedSamples: found.size,
   };
+}
+
+/**
+ * The coordinator reads: the next checkpoint is read while the current one's shards compute;
+ * reading the one after waits for that, so at most two checkpoints' rows are in memory.
+ */
+async function analyseInTurn(
+  todo: readonly number[],
+  analyse: (i: number, opened: OpenedMember) => Promise<AnalysedMember>,
+  open: (index: number) => Promise<OpenedMember>,
+  done: (i: number, a: AnalysedMember) => void,
+): Promise<void> {
+  let next = todo.length > 0 ? open(0) : undefined;
+  try {
+    for (const [index, i] of todo.entries()) {
+      const current = await next!;
+      next = index + 1 < todo.length ? open(index + 1) : undefined;
+      done(i, await analyse(i, current));
+    }
+  } finally {
+    // A failed run leaves the read-ahead checkpoint open: close it.
+    void next?.then((m) => m.opened?.ckpt.close(), () => {});
+  }
 }
 
 /** sha256 over the per-sample digests; undefined unless every sample has one. */
@@ -253,7 +286,8 @@ export async function runSeries(
       const d = await describeRevision(m.model);
       const sha256: Record<string, string> = {};
       for (const f of d.files) sha256[f.path] = f.sha256 ?? `git:${d.commit}:${f.path}`;
-      return { repo: ref.repo, revision: ref.revision, commit: d.commit, sha256, gptNeox: d.config.model_type === 'gpt_neox' };
+      const fileBytes = d.files.reduce((a, f) => a + f.size, 0);
+      return { repo: ref.repo, revision: ref.revision, commit: d.commit, sha256, gptNeox: d.config.model_type === 'gpt_neox', fileBytes };
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
       why.set(i, err.message);
@@ -283,8 +317,6 @@ export async function runSeries(
   const cache = ids.some((id) => id) ? await resultCache() : undefined;
   const analysed = new Map<number, AnalysedMember>();
   const todo = members.flatMap((m, i) => (isMissing(i) || excluded.has(i) ? [] : [i]));
-  // The next checkpoint is read while the current one's shards compute; reading the one
-  // after waits for that, so at most two checkpoints' rows are in memory.
   const open = (index: number) => {
     const i = todo[index];
     // Names the checkpoint being read and lets the progress bar plan the whole series.
@@ -293,16 +325,12 @@ export async function runSeries(
     p.catch(() => {}); // awaited below; marked handled so a failure during the previous compute is not fatal twice
     return p;
   };
-  let next = todo.length > 0 ? open(0) : undefined;
-  try {
-    for (const [index, i] of todo.entries()) {
-      const current = await next!;
-      next = index + 1 < todo.length ? open(index + 1) : undefined;
-      analysed.set(i, await analyseMember(members[i], ids[i], opts, backend, listener, cache, current));
-    }
-  } finally {
-    // A failed run leaves the read-ahead checkpoint open: close it.
-    void next?.then((m) => m.opened?.ckpt.close(), () => {});
+  // Workers that read for themselves take the whole series at once (series-on-workers.ts).
+  if (opts.workersRead && opts.samples !== 'full') {
+    const done = await analyseOnWorkers(todo.map((i) => ({ index: i, member: members[i], id: ids[i] })), opts, backend, listener, cache);
+    for (const [i, a] of done) analysed.set(i, a);
+  } else {
+    await analyseInTurn(todo, (i, opened) => analyseMember(members[i], ids[i], opts, backend, listener, cache, opened), open, (i, a) => analysed.set(i, a));
   }
 
   const hashes = new Map<number, string>();

@@ -1,23 +1,22 @@
 import { resolve } from 'node:path';
-import type { MfaParams, MfaShardResult, ShardTask } from '../../proto/shard.js';
+import type { MfaParams, MfaShardResult, SampledShardResult, ShardTask } from '../../proto/shard.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
-import { openCheckpoint, type Checkpoint } from '../../worker/io/checkpoint.js';
-import { bytesPerElement, elementReader } from '../../worker/io/dtype.js';
-import { edgesFromRows } from '../../worker/io/edge-list.js';
-import { readRowCells } from '../../worker/io/row-cells.js';
-import { requireFloatTensor, rowBytesOf } from '../../worker/io/safetensors.js';
-import { layoutFor, type Layout } from '../nin/layouts.js';
-import { checkLayerSample, drawPlan, type SamplePlan } from '../nin/sample-plan.js';
-import { cellSpan, sampleCells, type SampleCells } from '../nin/sample-cells.js';
-import { sampledEdges, type RowLookup } from '../nin/sampled-edges.js';
-import { groupBySource } from '../plan/edge-groups.js';
-import { groupRanges, groupTasks, matrixTasks } from '../plan/shard-plan.js';
+import type { Checkpoint } from '../../worker/io/checkpoint.js';
+import type { Layout } from '../../worker/nin/layouts.js';
+import { checkLayerSample, drawPlan, type SamplePlan } from '../../worker/nin/sample-plan.js';
+import type { RowLookup } from '../../worker/nin/sampled-edges.js';
+import { sampledEdges } from '../../worker/nin/sampled-edges.js';
+import { sampleDigest, type ReadCells } from '../../worker/nin/sampled-digest.js';
+import { idStride, sampleShards } from '../../worker/nin/sample-shards.js';
+import { openModel, readSampledRows } from '../../worker/nin/sampled-read.js';
+import { matrixTasks } from '../../worker/plan/shard-plan.js';
+import { sampledTasks } from '../plan/sampled-tasks.js';
+import { forWorkers, workerModelRef } from '../plan/worker-models.js';
 import { RunJournal, runFingerprint } from '../run/journal.js';
 import { runShards, type RunListener } from '../run/run-shards.js';
 import { statsOf } from './edge-analysis.js';
 import { mergePartials } from './merge.js';
-import { sampleDigest, type ReadCells, type TensorCells } from './sampled-digest.js';
-import { blockShardRanges, blockSpectra, matrixTaskBlocks, rangeBlocks, type BlockSpectrum } from './per-layer.js';
+import { blockSpectra, matrixTaskBlocks, type BlockSpectrum } from './per-layer.js';
 import { spectrumFromSums, type Spectrum } from './spectrum.js';
 
 export interface AnalyzeOptions {
@@ -33,6 +32,11 @@ export interface AnalyzeOptions {
   journal?: { dir: string; resume: boolean };
   /** Also each block's spectrum: shards are cut at block boundaries and merged per block (per-layer.ts). */
   perLayer?: boolean;
+  /**
+   * Remote workers read the checkpoints themselves: shards name the model (worker-models.ts)
+   * instead of carrying rows or bytes, and sampled shards are cut in `pieces` per checkpoint.
+   */
+  workersRead?: { modelRoot?: string; pieces: number };
 }
 
 export interface SampleResult extends Spectrum {
@@ -73,42 +77,6 @@ export function summarise(samples: ReadonlyArray<{ alpha0: number; width: number
   return { mean: { alpha0: mean(a), width: mean(w) }, std: { alpha0: std(a), width: std(w) } };
 }
 
-/**
- * Reads the stored elements the samples use (each row once, however many samples use it),
- * keeping only those cells of each row; elements are decoded on demand.
- */
-async function readSampledRows(ckpt: Checkpoint, layout: Layout, plans: SamplePlan[], cellsOut?: ReadCells, listener?: RunListener): Promise<RowLookup> {
-  const wanted: SampleCells = new Map();
-  for (const plan of plans) sampleCells(layout, plan, wanted);
-  const rows = new Map<string, Map<number, (col: number) => number>>();
-  // Reported as it goes: from the hub this is most of a sampled run (seconds to a minute).
-  let tensors = 0;
-  let bytes = 0;
-  await Promise.all(
-    Array.from(wanted, async ([tensor, cellsOfRow]) => {
-      const info = ckpt.tensors.get(tensor)!;
-      const dtype = requireFloatTensor(info);
-      const span = cellSpan(cellsOfRow);
-      const raw = await readRowCells(info, span.rows, span.cols);
-      const e = bytesPerElement(dtype)!;
-      const cells: TensorCells = { ...span, elementBytes: e, raw };
-      cellsOut?.set(tensor, cells);
-      bytes += span.rows.length * rowBytesOf(info);
-      listener?.({ type: 'read', tensors: ++tensors, of: wanted.size, bytes });
-      const slotOf = new Int32Array(info.shape[1]).fill(-1);
-      span.cols.forEach((c, k) => (slotOf[c] = k));
-      const width = span.cols.length * e;
-      const decoded = new Map<number, (col: number) => number>();
-      span.rows.forEach((r, k) => {
-        const read = elementReader(dtype, raw.subarray(k * width, (k + 1) * width));
-        decoded.set(r, (col) => read(slotOf[col]));
-      });
-      rows.set(tensor, decoded);
-    }),
-  );
-  return (t, r) => rows.get(t)!.get(r)!;
-}
-
 /** The resume journal of this run, when asked for; its identity covers the model files and the plan. */
 async function openJournal(path: string, ckpt: Checkpoint, opts: AnalyzeOptions, tasks: readonly ShardTask[]): Promise<RunJournal | undefined> {
   if (!opts.journal) return undefined;
@@ -118,15 +86,7 @@ async function openJournal(path: string, ckpt: Checkpoint, opts: AnalyzeOptions,
   return RunJournal.open(opts.journal.dir, runFingerprint(description, tasks), opts.journal.resume);
 }
 
-export async function openModel(path: string, layerSample: number): Promise<{ ckpt: Checkpoint; layout: Layout }> {
-  const ckpt = await openCheckpoint(path);
-  try {
-    return { ckpt, layout: layoutFor(path, ckpt.config, ckpt.tensors, layerSample) };
-  } catch (err) {
-    await ckpt.close();
-    throw err;
-  }
-}
+export { openModel };
 
 /** The sampled edge lists of a model, as `nin` writes them. */
 export async function modelEdgeLists(path: string, samples: number[], layerSample: number) {
@@ -160,14 +120,30 @@ export async function openForAnalysis(path: string, opts: AnalyzeOptions, listen
   if (opts.samples === 'full') return { started, ckpt, layout };
   try {
     checkLayerSample(layout, opts.layerSample);
+    // The workers read the rows: only the headers were read here, to plan and to pin the commit.
+    if (opts.workersRead) return { started, ckpt, layout };
     const plans = opts.samples.map((s) => drawPlan(layout, s));
     const cells: ReadCells = new Map();
-    const rowOf = await readSampledRows(ckpt, layout, plans, cells, listener);
+    const rowOf = await readSampledRows(ckpt, layout, plans, cells, (tensors, of, bytes) => listener?.({ type: 'read', tensors, of, bytes }));
     return { started, ckpt, layout, sampled: { plans, cells, rowOf } };
   } catch (err) {
     await ckpt.close();
     throw err;
   }
+}
+
+/** One sample's spectrum from its shards' partial sums (and, with perLayer, each block's). */
+export function sampleResult(
+  p: { sample: number | 'full'; results: readonly MfaShardResult[]; blocks: readonly number[]; bytesSha256?: string },
+  blockCount: number,
+  opts: Pick<AnalyzeOptions, 'params' | 'perLayer'>,
+): SampleResult {
+  return {
+    sample: p.sample,
+    ...spectrumFromSums(mergePartials(p.results, opts.params.q.length), opts.params),
+    ...(p.bytesSha256 ? { bytesSha256: p.bytesSha256 } : {}),
+    ...(opts.perLayer ? { blocks: blockSpectra(p.results, p.blocks, blockCount, opts.params) } : {}),
+  };
 }
 
 /** `analyze`: sampled NINs (the reference) or the full NIN, through the shard backend. */
@@ -178,41 +154,52 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
     let journal: RunJournal | undefined;
     const perSample: Array<{ sample: number | 'full'; results: MfaShardResult[]; blocks: number[] }> = [];
     let bytesRead = 0;
+    let workerRequests = 0;
     const digests = new Map<number | 'full', string>();
     if (opts.samples === 'full') {
-      const tasks = matrixTasks(layout.matrices, ckpt, opts.params, opts.shardBytes);
+      const planned = matrixTasks(layout.matrices, ckpt, opts.params, opts.shardBytes);
+      const tasks = opts.workersRead ? forWorkers(planned, opts.workersRead.modelRoot) : planned;
       const edges = layout.matrices.reduce((a, m) => a + m.inputs * m.outputs, 0);
       listener?.({ type: 'planned', shards: tasks.length, edges });
       journal = await openJournal(path, ckpt, opts, tasks);
-      await ckpt.warm?.(layout.matrices.flatMap((m) => m.parts.map((p) => p.tensor)));
+      // Remote workers read their own ranges; warming the coordinator's cache would read the whole model here.
+      if (!opts.workersRead) await ckpt.warm?.(layout.matrices.flatMap((m) => m.parts.map((p) => p.tensor)));
       const results = (await runShards(tasks, backend, listener, journal)) as MfaShardResult[];
       for (const r of results) bytesRead += r.bytesRead;
       perSample.push({ sample: 'full', results, blocks: matrixTaskBlocks(tasks, layout) });
       notes.push('full NIN: every neuron of every layout matrix; the distance-1 pass-through edges are omitted (the (1, T] filter never keeps them)');
+    } else if (opts.workersRead) {
+      const model = workerModelRef(path, ckpt.commit, opts.workersRead.modelRoot);
+      const tasks = sampledTasks(model, opts.samples, opts.workersRead.pieces, { ...opts, perLayer: Boolean(opts.perLayer) });
+      listener?.({ type: 'planned', shards: tasks.length, edges: 0 });
+      journal = await openJournal(path, ckpt, opts, tasks);
+      const results = (await runShards(tasks, backend, listener, journal)) as SampledShardResult[];
+      for (const r of results) {
+        bytesRead += r.bytesRead;
+        workerRequests += r.requests;
+        for (const s of r.samples) {
+          perSample.push({ sample: s.sample, results: s.partials, blocks: s.blocks ?? [] });
+          digests.set(s.sample, s.bytesSha256);
+        }
+      }
+      notes.push(`the workers read the checkpoint themselves (${tasks.length} sampled shard${tasks.length > 1 ? 's' : ''} naming ${model})`);
     } else {
       const { plans, cells, rowOf } = sampled!;
       plans.forEach((plan) => digests.set(plan.sample, sampleDigest(layout, plan, cells)));
-      const groups = plans.map((plan) => groupBySource(edgesFromRows(sampledEdges(layout, plan, rowOf))));
-      const rangesPer = groups.map((g) => (opts.perLayer ? blockShardRanges(g, opts.shardsPerSample, layout) : groupRanges(g, opts.shardsPerSample)));
-      // Cutting at block boundaries adds at most one shard per boundary: ids stay distinct.
-      const idStride = opts.shardsPerSample + (opts.perLayer ? layout.blocks.length : 0);
-      const tasksPer = groups.map((g, k) => groupTasks(g, rangesPer[k], 'mfa', opts.params, k * idStride));
-      listener?.({ type: 'planned', shards: tasksPer.reduce((a, t) => a + t.length, 0), edges: groups.reduce((a, g) => a + g.offsets[g.nodes.length], 0) });
-      journal = await openJournal(path, ckpt, opts, tasksPer.flat());
-      const all = (await runShards(tasksPer.flat(), backend, listener, journal)) as MfaShardResult[];
+      const cut = { params: opts.params, shardsPerSample: opts.shardsPerSample, perLayer: Boolean(opts.perLayer) };
+      const shards = plans.map((plan, k) => sampleShards(layout, plan, rowOf, cut, k * idStride(layout, cut)));
+      const tasks = shards.flatMap((s) => s.tasks);
+      listener?.({ type: 'planned', shards: tasks.length, edges: shards.reduce((a, s) => a + s.groups.offsets[s.groups.nodes.length], 0) });
+      journal = await openJournal(path, ckpt, opts, tasks);
+      const all = (await runShards(tasks, backend, listener, journal)) as MfaShardResult[];
       let at = 0;
       plans.forEach((plan, k) => {
-        perSample.push({ sample: plan.sample, results: all.slice(at, at + tasksPer[k].length), blocks: rangeBlocks(groups[k], rangesPer[k], layout) });
-        at += tasksPer[k].length;
+        perSample.push({ sample: plan.sample, results: all.slice(at, at + shards[k].tasks.length), blocks: shards[k].blocks ?? [] });
+        at += shards[k].tasks.length;
       });
       bytesRead = ckpt.bytesRead();
     }
-    const samples: SampleResult[] = perSample.map(({ sample, results, blocks }) => ({
-      sample,
-      ...spectrumFromSums(mergePartials(results, opts.params.q.length), opts.params),
-      ...(digests.has(sample) ? { bytesSha256: digests.get(sample) } : {}),
-      ...(opts.perLayer ? { blocks: blockSpectra(results, blocks, layout.blocks.length, opts.params) } : {}),
-    }));
+    const samples = perSample.map((p) => sampleResult({ ...p, bytesSha256: digests.get(p.sample) }, layout.blocks.length, opts));
     const run = statsOf(perSample.flatMap((p) => p.results));
     return {
       model: path,
@@ -232,7 +219,7 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
         shards: run.shards,
         resumedShards: journal?.resumed ?? 0,
         // HTTP requests of a hub checkpoint (headers, rows, --full's cache warming); 0 for a local one.
-        requests: ckpt.stats?.requests ?? 0,
+        requests: (ckpt.stats?.requests ?? 0) + workerRequests,
         // Hub checkpoints: the CDN's round trip and throughput as the read planner measured them.
         ...(ckpt.stats?.link ? { link: ckpt.stats.link } : {}),
         backends: run.backends,

@@ -1,9 +1,6 @@
 import { NeuromfaError } from '../../proto/errors.js';
 import type { MfaParams, MfaShardResult, ShardTask } from '../../proto/shard.js';
-import type { Layout } from '../nin/layouts.js';
-import { blockNodeRanges } from '../nin/stage-nodes.js';
-import type { EdgeGroups } from '../plan/edge-groups.js';
-import { groupRanges } from '../plan/shard-plan.js';
+import type { Layout } from '../../worker/nin/layouts.js';
 import { mergePartials, sumsOnGrid } from './merge.js';
 import { spectrumFromSums, type Spectrum } from './spectrum.js';
 
@@ -16,36 +13,6 @@ import { spectrumFromSums, type Spectrum } from './spectrum.js';
 
 /** One block's spectrum in one sample, or why it has none (no node selected, one radius). */
 export type BlockSpectrum = { block: number } & (Omit<Spectrum, 'q'> | { error: string });
-
-/** Node ranges of shards of a sampled NIN: the usual ranges, cut again wherever a block ends. */
-export function blockShardRanges(groups: EdgeGroups, count: number, layout: Layout): Array<[number, number]> {
-  const ends = blockNodeRanges(layout).map(([, end]) => end);
-  const out: Array<[number, number]> = [];
-  for (const [a, b] of groupRanges(groups, count)) {
-    let start = a;
-    for (let i = a + 1; i < b; i++) {
-      if (blockOf(groups.nodes[i], ends) !== blockOf(groups.nodes[i - 1], ends)) {
-        out.push([start, i]);
-        start = i;
-      }
-    }
-    out.push([start, b]);
-  }
-  return out;
-}
-
-/** The block holding node id `node`, given each block's end (exclusive), ascending. */
-function blockOf(node: number, ends: readonly number[]): number {
-  let b = 0;
-  while (b < ends.length - 1 && node >= ends[b]) b++;
-  return b;
-}
-
-/** The block of each range's nodes (blockShardRanges never mixes two). */
-export function rangeBlocks(groups: EdgeGroups, ranges: ReadonlyArray<[number, number]>, layout: Layout): number[] {
-  const ends = blockNodeRanges(layout).map(([, end]) => end);
-  return ranges.map(([a]) => blockOf(groups.nodes[a], ends));
-}
 
 /** The block of each full-NIN (matrix) task, by the tensor it reads. */
 export function matrixTaskBlocks(tasks: readonly ShardTask[], layout: Layout): number[] {

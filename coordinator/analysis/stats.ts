@@ -1,5 +1,5 @@
 import { moments } from '../../worker/kernel/least-squares.js';
-import { MT19937 } from '../nin/mt19937.js';
+import { MT19937 } from '../../worker/nin/mt19937.js';
 
 /**
  * Correlation statistics for benchmark scores against E: Pearson and Spearman coefficients,

@@ -43,6 +43,10 @@ export class ProgressState {
   private edges = 0;
   private firstComputedAt: number | undefined;
   reading: { tensors: number; of: number; bytes: number } | undefined;
+  /** A series fanned out over workers: each shard's checkpoint, and shards left per checkpoint. */
+  private fanned: { labelOf: Map<number, string>; left: Map<string, number>; of: number } | undefined;
+  /** Bytes read per worker, from the sampled shards they answered. */
+  readonly bytesByWorker = new Map<string, number>();
 
   constructor(private readonly now: () => number) {}
 
@@ -67,8 +71,15 @@ export class ProgressState {
       this.reading = e.tensors < e.of ? { tensors: e.tensors, of: e.of, bytes: e.bytes } : undefined;
     } else if (e.type === 'planned') {
       this.planned.push(e.shards);
+      if (e.checkpoints) {
+        const labelOf = new Map(e.checkpoints.flatMap((c) => c.shards.map((id) => [id, c.label] as const)));
+        this.fanned = { labelOf, left: new Map(e.checkpoints.map((c) => [c.label, c.shards.length])), of: e.checkpoints.length };
+      }
     } else if (e.type === 'shard-done') {
       this.done++;
+      const label = this.fanned?.labelOf.get(e.id);
+      if (label !== undefined) this.fanned!.left.set(label, this.fanned!.left.get(label)! - 1);
+      if (e.result.measure === 'sampled') this.bytesByWorker.set(e.result.worker, (this.bytesByWorker.get(e.result.worker) ?? 0) + e.result.bytesRead);
       // Shards restored by --resume count as done but not towards the rate.
       if (e.resumed) return;
       this.computed++;
@@ -90,15 +101,20 @@ export class ProgressState {
     return (total - this.done) * perShard;
   }
 
-  /** `step64 (3/4)`, or nothing outside a series. */
+  /** `step64 (3/4)`, `checkpoints 3/12 done` when fanned out, or nothing outside a series. */
   where(): string {
+    if (this.fanned) return ` checkpoints ${[...this.fanned.left.values()].filter((n) => n === 0).length}/${this.fanned.of} done`;
     const c = this.checkpoint;
     return c ? ` ${c.label} (${c.index + 1}/${c.of})` : '';
   }
 
   phase(): string {
     const r = this.reading;
-    return r ? ` | reading${this.checkpoint ? ` ${this.checkpoint.label}` : ''}: ${r.tensors}/${r.of} tensors, ${(r.bytes / 1e6).toFixed(1)} MB of rows` : '';
+    if (r) return ` | reading${this.checkpoint ? ` ${this.checkpoint.label}` : ''}: ${r.tensors}/${r.of} tensors, ${(r.bytes / 1e6).toFixed(1)} MB of rows`;
+    if (this.bytesByWorker.size === 0) return '';
+    const top = [...this.bytesByWorker].sort((a, b) => b[1] - a[1]);
+    const more = top.length > 4 ? `, ${top.length - 4} more` : '';
+    return ` | read by workers: ${top.slice(0, 4).map(([w, b]) => `${w} ${(b / 1e6).toFixed(1)} MB`).join(', ')}${more}`;
   }
 }
 

@@ -12,7 +12,11 @@ export function addClusterFlags(cmd: Command): void {
   cmd.option('--workers <list>', 'gRPC workers: comma-separated grpc://host:port, or dns:///service:port (round robin over a headless service)');
   cmd.option('--nats <url>', 'NATS server of a worker deployment (nats://host:4222)');
   cmd.option('--subject <s>', 'NATS subject the workers listen on', DEFAULT_SUBJECT);
-  cmd.option('--ship-bytes', "send each shard's weight bytes with it (workers without the model on disk)");
+  cmd.option(
+    '--model-root <dir>',
+    'the model directory the workers mount as their --model-root: local models must lie under it and are sent to workers relative to it (without it, workers get absolute paths)',
+  );
+  cmd.option('--ship-bytes', "the coordinator reads the checkpoint and sends each shard its rows or weight bytes (workers that reach neither the models nor the hub)");
   cmd.option('--shard-deadline <s>', 'seconds one shard may take on one worker before it is retried elsewhere', '600');
   cmd.option('--tls-ca <file>', 'gRPC: CA certificate that signed the workers\' certificates (enables TLS)');
   cmd.option('--tls-cert <file>', 'gRPC: client certificate, for mutual TLS');
@@ -48,6 +52,7 @@ const readOpt = async (flag: string, f: unknown) => (typeof f === 'string' ? rea
 export async function remoteBackend(o: Record<string, string | boolean | undefined>, onEvent: (e: ClusterEvent) => void): Promise<ShardBackend | undefined> {
   if (!o.workers && !o.nats) {
     if (o.shipBytes) throw new UsageError('--ship-bytes needs --workers or --nats');
+    if (o.modelRoot) throw new UsageError('--model-root names the workers\' model directory: it needs --workers or --nats');
     return undefined;
   }
   if (o.workers && o.nats) throw new UsageError('--workers and --nats exclude each other');

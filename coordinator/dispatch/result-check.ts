@@ -1,4 +1,4 @@
-import type { ShardResult, ShardTask } from '../../proto/shard.js';
+import type { MfaShardResult, ShardResult, ShardTask } from '../../proto/shard.js';
 
 /**
  * What a worker sends back must fit the task it was given; a result that does not is the
@@ -16,9 +16,25 @@ export function resultProblem(task: ShardTask, r: ShardResult): string | null {
     if (r.measure !== 'nfd' || !(r.values instanceof Float64Array) || r.values.length !== r.nodes) return 'values do not match the node count';
     return null;
   }
+  const Q = task.params.q.length;
+  if (r.measure === 'sampled' || task.measure === 'sampled') {
+    if (r.measure !== 'sampled' || task.measure !== 'sampled' || !Array.isArray(r.samples)) return 'not a sampled result';
+    if (r.samples.map((s) => s.sample).join() !== task.input.samples.join()) return `answers samples ${r.samples.map((s) => s.sample).join(',')} instead of ${task.input.samples.join(',')}`;
+    for (const s of r.samples) {
+      if (!/^[0-9a-f]{64}$/.test(s.bytesSha256)) return `sample ${s.sample}: bytesSha256 is not a sha256`;
+      for (const p of s.partials) {
+        const problem = mfaProblem(p, Q);
+        if (problem) return `sample ${s.sample}: ${problem}`;
+      }
+    }
+    return null;
+  }
+  return mfaProblem(r, Q);
+}
+
+function mfaProblem(r: MfaShardResult, Q: number): string | null {
   if (!Number.isSafeInteger(r.selected) || r.selected < 0 || r.selected > r.nodes) return 'selected is not a count of its nodes';
   if (!(r.present instanceof Int32Array) || !(r.sums instanceof Float64Array)) return 'present or sums has the wrong type';
-  const Q = task.params.q.length;
   if (r.sums.length !== (r.present.length + 1) * Q) return `sums has ${r.sums.length} values, expected ${(r.present.length + 1) * Q}`;
   for (let k = 1; k < r.present.length; k++) if (!(r.present[k] > r.present[k - 1])) return 'present buckets are not ascending';
   for (const v of r.sums) if (!(v >= 0) || v === Infinity) return 'sums hold a negative or non-finite value';

@@ -1,9 +1,9 @@
 import { InputError } from '../../proto/errors.js';
 import type { ShardTask } from '../../proto/shard.js';
 import { edgesFromColumns, type EdgeBlock, type EdgeStream } from '../../worker/io/edge-list.js';
-import { groupBySource, type EdgeGroups } from './edge-groups.js';
+import { groupBySource, type EdgeGroups } from '../../worker/plan/edge-groups.js';
 import { RangePlanner } from './range-planner.js';
-import { groupRanges } from './shard-plan.js';
+import { groupRanges } from '../../worker/plan/shard-plan.js';
 
 /** Builds the shard tasks of `ranges` (groupTasks with the measure and parameters bound). */
 export type TaskMaker = (groups: EdgeGroups, ranges: Array<[number, number]>, firstId: number) => ShardTask[];

@@ -14,9 +14,11 @@ export function runFingerprint(description: unknown, tasks: readonly ShardTask[]
   for (const t of tasks) {
     const i = t.input;
     const shape =
-      i.kind === 'matrix'
-        ? { parts: i.parts.map((p) => [p.tensor, p.file, p.dataStart, p.dtype, p.rows, p.transposed]), cols: [i.colStart, i.colEnd] }
-        : { nodes: i.offsets.length - 1, edges: i.offsets[i.offsets.length - 1], stride: i.stride };
+      i.kind === 'model'
+        ? i
+        : i.kind === 'matrix'
+          ? { parts: i.parts.map((p) => [p.tensor, p.file, p.dataStart, p.dtype, p.rows, p.transposed]), cols: [i.colStart, i.colEnd] }
+          : { nodes: i.offsets.length - 1, edges: i.offsets[i.offsets.length - 1], stride: i.stride };
     h.update(JSON.stringify({ id: t.id, measure: t.measure, params: t.params, shape }));
     // Edge-list shards: the weights themselves, so a changed input file is noticed.
     if (i.kind === 'groups') h.update(new Uint8Array(i.weights.buffer, i.weights.byteOffset, i.weights.byteLength));
@@ -30,16 +32,22 @@ function typed<T>(text: string, Ctor: { new (b: ArrayBuffer): T }): T {
   return new Ctor(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
 }
 
-function encode(r: ShardResult): string {
-  return JSON.stringify(r.measure === 'mfa' ? { ...r, present: b64(r.present), sums: b64(r.sums) } : { ...r, values: b64(r.values) });
+function plain(r: ShardResult): object {
+  if (r.measure === 'mfa') return { ...r, present: b64(r.present), sums: b64(r.sums) };
+  if (r.measure === 'nfd') return { ...r, values: b64(r.values) };
+  return { ...r, samples: r.samples.map((s) => ({ ...s, partials: s.partials.map(plain) })) };
 }
 
-function decode(text: string): ShardResult {
-  const o = JSON.parse(text);
+function typedResult(o: any): ShardResult {
   // Journals written before results named their backend hold f64 results: there was no other.
   o.backend ??= 'f64';
-  return o.measure === 'mfa' ? { ...o, present: typed(o.present, Int32Array), sums: typed(o.sums, Float64Array) } : { ...o, values: typed(o.values, Float64Array) };
+  if (o.measure === 'mfa') return { ...o, present: typed(o.present, Int32Array), sums: typed(o.sums, Float64Array) };
+  if (o.measure === 'nfd') return { ...o, values: typed(o.values, Float64Array) };
+  return { ...o, samples: o.samples.map((s: any) => ({ ...s, partials: s.partials.map(typedResult) })) };
 }
+
+const encode = (r: ShardResult) => JSON.stringify(plain(r));
+const decode = (text: string) => typedResult(JSON.parse(text));
 
 /**
  * Finished shards of a run, one file each under DIR/shards as they arrive, so a killed run

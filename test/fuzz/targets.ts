@@ -3,7 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { layoutFor } from '../../coordinator/nin/layouts.js';
+import { layoutFor } from '../../worker/nin/layouts.js';
 import { decodeReply, decodeTask, encodeReply, encodeTask } from '../../proto/codec.js';
 import { InputError, toWireError } from '../../proto/errors.js';
 import type { ShardTask } from '../../proto/shard.js';

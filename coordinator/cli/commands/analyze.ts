@@ -1,3 +1,4 @@
+import type { ShardBackend } from '../../../worker/backends/shard-backend.js';
 import type { Command } from 'commander';
 import { UsageError } from '../../../proto/errors.js';
 import { analyzeModel, type AnalyzeOptions } from '../../analysis/model-analysis.js';
@@ -8,7 +9,6 @@ import { mfaParams, parseInteger, parseSamples, parseShardMb } from '../flags.js
 import { table } from '../format.js';
 import { addAnalysisFlags, addRunFlags, type CommandSpec } from './common.js';
 import { addClusterFlags } from '../remote-backend.js';
-import { isHubRef } from '../../../worker/io/hub/ref.js';
 import { checkOutputDirectory } from '../../../worker/io/atomic-write.js';
 import { perLayerOutputs, perLayerText } from './analyze-per-layer.js';
 
@@ -43,8 +43,14 @@ export function addBackendFlag(cmd: Command, remote: boolean): void {
  * Workers read weight files under their own --model-root, which never holds an hf:// file:
  * for a full NIN of a hub checkpoint the coordinator reads the hub and ships each shard's bytes.
  */
-export function addRemoteShipping(o: Record<string, string | boolean | undefined>, opts: AnalyzeOptions, models: string[]): void {
-  if (opts.samples === 'full' && models.some(isHubRef) && (o.workers || o.nats)) o.shipBytes = true;
+/**
+ * With remote workers the workers read the checkpoints themselves (shards name the model:
+ * coordinator/plan/worker-models.ts); --ship-bytes keeps the coordinator reading and sending
+ * rows or bytes, for workers that can reach neither the models nor the hub.
+ */
+export function readOnWorkers(o: Record<string, string | boolean | undefined>, opts: AnalyzeOptions, backend: ShardBackend): AnalyzeOptions {
+  if (!(o.workers || o.nats) || o.shipBytes) return opts;
+  return { ...opts, workersRead: { modelRoot: o.modelRoot as string | undefined, pieces: Math.max(1, backend.workers ?? 1) } };
 }
 
 export function analyzeOptions(o: Record<string, string | boolean | undefined>, threads: number): AnalyzeOptions {
@@ -79,8 +85,7 @@ export const analyzeCommand = {
     const out = (o.resume ?? o.out) as string | undefined;
     if (out) opts.journal = { dir: out, resume: Boolean(o.resume) };
     if (out) await checkOutputDirectory(out);
-    addRemoteShipping(o, opts, [model]);
-    const report = { ...runInfo(), ...(await withBackend(ctx, threads, 'analyze', (b, l) => analyzeModel(model, opts, b, l), o)) };
+    const report = { ...runInfo(), ...(await withBackend(ctx, threads, 'analyze', (b, l) => analyzeModel(model, readOnWorkers(o, opts, b), b, l), o)) };
     const layers = out && opts.perLayer ? await perLayerOutputs(out, report) : undefined;
     const files = out ? [...(await writeAnalyzeReport(out, report, layers ? [layers.section] : [])), ...(layers?.files ?? [])] : [];
     if (o.json) {

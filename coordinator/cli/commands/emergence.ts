@@ -8,7 +8,7 @@ import { expandRevisions, hubLabel, runSeries } from '../../analysis/emergence-s
 import { writeEmergenceReport } from '../../report/write-reports.js';
 import { json, threadsFrom, withBackend, type CliContext } from '../context.js';
 import { table } from '../format.js';
-import { addRemoteShipping, addBackendFlag, addModelFlags, analyzeOptions } from './analyze.js';
+import { readOnWorkers, addBackendFlag, addModelFlags, analyzeOptions } from './analyze.js';
 import { addClusterFlags } from '../remote-backend.js';
 import type { CommandSpec } from './common.js';
 import { addResearchFlags, researchFields, researchOutputs, researchPlan, researchText, seriesNfd } from './emergence-research.js';
@@ -63,14 +63,13 @@ export const emergenceCommand = {
       { sort: Boolean(o.sort), allowMixed: Boolean(o.allowMixed), layerSample: opts.layerSample },
       (model) => !isHubRef(model),
     );
-    addRemoteShipping(o, opts, paths);
     let nfd: NfdSeries | undefined;
     const series = await withBackend(
       ctx,
       threads,
       'emergence',
       async (backend, listener) => {
-        const s = await runSeries(members, opts, backend, listener, { keepDuplicates: Boolean(o.keepDuplicates) });
+        const s = await runSeries(members, readOnWorkers(o, opts, backend), backend, listener, { keepDuplicates: Boolean(o.keepDuplicates) });
         nfd = await seriesNfd(research, s.members, opts, backend, listener);
         return s;
       },

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../../../proto/errors.js';
 import { writeNpyEdges } from '../../../worker/io/npy.js';
 import { modelEdgeLists } from '../../analysis/model-analysis.js';
-import { planRecord } from '../../nin/sample-plan.js';
+import { planRecord } from '../../../worker/nin/sample-plan.js';
 import { json, type CliContext } from '../context.js';
 import { parseInteger } from '../flags.js';
 import type { CommandSpec } from './common.js';

@@ -1,7 +1,7 @@
 import type { MatrixPart, MfaParams, NfdParams, ShardTask } from '../../proto/shard.js';
-import type { Checkpoint } from '../../worker/io/checkpoint.js';
+import type { Checkpoint } from '../io/checkpoint.js';
 import { InputError } from '../../proto/errors.js';
-import { isContiguous, requireFloatTensor } from '../../worker/io/safetensors.js';
+import { isContiguous, requireFloatTensor } from '../io/safetensors.js';
 import type { NinMatrix } from '../nin/layouts.js';
 import type { EdgeGroups } from './edge-groups.js';
 

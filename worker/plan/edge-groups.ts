@@ -1,4 +1,4 @@
-import type { EdgeList } from '../../worker/io/edge-list.js';
+import type { EdgeList } from '../io/edge-list.js';
 
 /**
  * Out-weights grouped by source node, nodes in increasing id: node nodes[i] owns

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import type { Layout } from '../nin/layouts.js';
-import { cellsByRow, sampleCells } from '../nin/sample-cells.js';
-import type { SamplePlan } from '../nin/sample-plan.js';
-import { indexer } from '../../worker/kernel/partition-sums.js';
+import type { Layout } from './layouts.js';
+import { cellsByRow, sampleCells } from './sample-cells.js';
+import type { SamplePlan } from './sample-plan.js';
+import { indexer } from '../kernel/partition-sums.js';
 
 /** The stored elements read of one tensor: rows × cols cells of elementBytes raw bytes each. */
 export interface TensorCells {

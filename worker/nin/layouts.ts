@@ -1,6 +1,6 @@
 import { InputError } from '../../proto/errors.js';
 import { MAX_LAYERS } from '../../proto/limits.js';
-import type { TensorInfo } from '../../worker/io/safetensors.js';
+import type { TensorInfo } from '../io/safetensors.js';
 
 /**
  * How a checkpoint becomes a Neuron Interaction Network. Every supported architecture is
