@@ -14,6 +14,8 @@ import { startGrpcServer, type GrpcServerTls, type GrpcTransport } from './trans
 import { natsConnect, type NatsConnectOptions } from './transport/nats-connect.js';
 import { startNatsWorker, type NatsTransport } from './transport/nats-worker.js';
 import { DEFAULT_SUBJECT } from '../proto/nats-chunks.js';
+import { isNoJetStream, streamName } from '../proto/jetstream.js';
+import { startJetStreamWorker, type JetStreamTransport } from './transport/jetstream-worker.js';
 
 export interface WorkerOptions {
   threads: number;
@@ -86,12 +88,20 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
     }
     await service.whenReady();
     let nats: NatsTransport | undefined;
+    let jetstream: JetStreamTransport | undefined;
     if (o.nats) {
       const nc: NatsConnection = await natsConnect({ ...o.nats, name: o.nats.name ?? 'neuromfa-worker', waitOnFirstConnect: o.nats.waitOnFirstConnect ?? true });
       closers.push(() => nc.close());
       watchNats(nc, log);
       nats = await startNatsWorker(service, nc, { subject: o.nats.subject, maxMessageBytes: o.maxMessageBytes, heartbeatMs: o.nats.heartbeatMs, transports });
       log.info('nats subscribed', { servers: o.nats.servers, subject: o.nats.subject ?? DEFAULT_SUBJECT, maxPayload: nc.info?.max_payload });
+      // Also a pull consumer of the JetStream work queue, where the server has JetStream.
+      jetstream = await startJetStreamWorker(service, nc, { subject: o.nats.subject, maxMessageBytes: o.maxMessageBytes }).catch((err: unknown) => {
+        if (!isNoJetStream(err)) throw err;
+        log.info('no JetStream on the server: core NATS queue group only', { error: (err as Error).message });
+        return undefined;
+      });
+      if (jetstream) log.info('jetstream pulling', { stream: streamName(o.nats.subject) });
     }
     log.info('ready', { threads: o.threads, backend: partitionBackend.name, transports, grpcPort: grpc?.port, metricsPort, modelRoot: o.modelRoot ?? null });
     let stopping: Promise<void> | undefined;
@@ -102,7 +112,8 @@ export async function startWorker(o: WorkerOptions): Promise<RunningWorker> {
       stop() {
         stopping ??= (async () => {
           log.info('stopping: no new shards, finishing the ones in flight', { inFlight: service.inFlight });
-          await Promise.all([grpc?.shutdown(), nats?.shutdown()]);
+          // JetStream first: core NATS's shutdown drains the connection both share.
+          await Promise.all([grpc?.shutdown(), jetstream?.shutdown().then(() => nats?.shutdown()) ?? nats?.shutdown()]);
           await service.idle();
           await closeAll();
           log.info('stopped', { shards: metrics.total('neuromfa_worker_shards_total'), errors: metrics.total('neuromfa_worker_errors_total') });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { InputError, UsageError } from '../../proto/errors.js';
 import { inLanes } from '../../worker/io/in-lanes.js';
-import type { ShardBackend } from '../../worker/backends/shard-backend.js';
+import type { ShardBackend, TextCache } from '../../worker/backends/shard-backend.js';
 import type { RunListener } from '../run/run-shards.js';
 import { analyzeModel, openForAnalysis, type AnalyzeOptions, type AnalyzeReport, type OpenedModel, type SampleResult } from './model-analysis.js';
 import { isHubRef } from '../../worker/io/hub/ref.js';
@@ -149,23 +149,31 @@ export interface CachedResult {
 
 export type ResultCache = Awaited<ReturnType<typeof resultCache>>;
 
-/** The result cache: one small file per sample in the commit's directory of the hub cache. */
-async function resultCache() {
+/**
+ * The result cache: one small file per sample in the commit's directory of the hub cache or,
+ * when the backend has a cache its whole deployment shares (JetStream's cache bucket), there,
+ * so any coordinator's result is every later run's hit.
+ */
+async function resultCache(shared?: TextCache) {
+  const parse = (text: string | undefined): CachedResult | undefined => {
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text) as CachedResult;
+    } catch {
+      return undefined;
+    }
+  };
+  if (shared) {
+    return {
+      get: async (id: Identity, sample: number | 'full', opts: AnalyzeOptions) => parse(await shared.get(`result.${resultKey(id, sample, opts)}`)),
+      put: (id: Identity, sample: number | 'full', opts: AnalyzeOptions, value: CachedResult) => shared.put(`result.${resultKey(id, sample, opts)}`, JSON.stringify(value)),
+    };
+  }
   const { resolveHubOptions, HubCache } = await hub();
   const cache = new HubCache(resolveHubOptions({}).cacheDir);
   return {
-    async get(id: Identity, sample: number | 'full', opts: AnalyzeOptions): Promise<CachedResult | undefined> {
-      const text = await cache.getText(id.repo, id.commit, `result-${resultKey(id, sample, opts)}.json`);
-      if (text === undefined) return undefined;
-      try {
-        return JSON.parse(text) as CachedResult;
-      } catch {
-        return undefined;
-      }
-    },
-    put(id: Identity, sample: number | 'full', opts: AnalyzeOptions, value: CachedResult): Promise<void> {
-      return cache.putText(id.repo, id.commit, `result-${resultKey(id, sample, opts)}.json`, JSON.stringify(value));
-    },
+    get: async (id: Identity, sample: number | 'full', opts: AnalyzeOptions) => parse(await cache.getText(id.repo, id.commit, `result-${resultKey(id, sample, opts)}.json`)),
+    put: (id: Identity, sample: number | 'full', opts: AnalyzeOptions, value: CachedResult) => cache.putText(id.repo, id.commit, `result-${resultKey(id, sample, opts)}.json`, JSON.stringify(value)),
   };
 }
 
@@ -314,7 +322,7 @@ export async function runSeries(
     exclude(g.members);
   }
 
-  const cache = ids.some((id) => id) ? await resultCache() : undefined;
+  const cache = ids.some((id) => id) ? await resultCache(backend.sharedCache?.()) : undefined;
   const analysed = new Map<number, AnalysedMember>();
   const todo = members.flatMap((m, i) => (isMissing(i) || excluded.has(i) ? [] : [i]));
   const open = (index: number) => {

@@ -14,6 +14,10 @@ export interface CliContext {
   out: (text: string) => void;
   err: (text: string) => void;
   interactive: boolean;
+  /** The command line being run (main sets it): a JetStream run records it for `collect`. */
+  argv?: readonly string[];
+  /** Runs another command line in this process and keeps its exit status (`collect RUN`). */
+  rerun?: (argv: string[]) => Promise<void>;
 }
 
 export const defaultContext: CliContext = {
@@ -43,7 +47,7 @@ export async function withBackend<T>(
   if (remoteFlags && flags.backend !== undefined) throw new UsageError('--backend picks where this machine computes; with --workers or --nats each worker uses its own --backend');
   // Settled before any work: a backend that cannot run here is one line and exit 2, not a failed shard.
   const partitionBackend = remoteFlags ? undefined : (await resolveBackend(parseBackend((flags.backend as string | undefined) ?? 'f64'))).name;
-  const remote = await remoteBackend(flags, (e) => listener(e));
+  const remote = await remoteBackend(flags, (e) => listener(e), { argv: ctx.argv ?? [], command: label, err: ctx.err });
   const onFallback = (f: BackendFallback) => ctx.err(`neuromfa: ${f.backend} failed on shard ${f.shard}, which was computed on f64 instead: ${f.reason}\n`);
   const backend = remote ?? new PiscinaBackend(threads, { partitionBackend, onFallback });
   // --progress: plain lines where stderr is no terminal (batch jobs, kubectl logs).

@@ -10,10 +10,12 @@ import { nfdCommand } from './commands/nfd.js';
 import { ninCommand } from './commands/nin.js';
 import { compareCommand } from './commands/compare.js';
 import { workerCommand } from './commands/worker.js';
+import { collectCommand } from './commands/collect.js';
+import { statusCommand } from './commands/status.js';
 import { HELP_FOOTER } from './help-text.js';
 import { VERSION } from '../../worker/serve.js';
 
-const COMMANDS: CommandSpec[] = [mfaCommand, nfdCommand, ninCommand, analyzeCommand, emergenceCommand, compareCommand, demoCommand, workerCommand];
+const COMMANDS: CommandSpec[] = [mfaCommand, nfdCommand, ninCommand, analyzeCommand, emergenceCommand, compareCommand, demoCommand, workerCommand, collectCommand, statusCommand];
 
 /**
  * The CLI boundary: flags are parsed and validated here, and every error becomes one line
@@ -35,6 +37,8 @@ export async function main(argv: string[], ctx: CliContext = defaultContext): Pr
       outputError: (str, write) => write(`neuromfa: ${str.replace(/^error: /, '').trim().split(/\s*\n\s*/).join(' ')} (run with --help for usage)\n`),
     });
   let failure: unknown;
+  let nested: number | undefined;
+  const run: CliContext = { ...ctx, argv, rerun: async (next) => void (nested = await main(next, ctx)) };
   for (const spec of COMMANDS) {
     const cmd = program.command(spec.name).description(spec.summary).exitOverride();
     spec.configure(cmd);
@@ -42,7 +46,7 @@ export async function main(argv: string[], ctx: CliContext = defaultContext): Pr
       const command = a[a.length - 1] as Command;
       try {
         // Positional arguments, with a variadic one (emergence's models) spread flat.
-        await spec.run(ctx, (a.slice(0, -2) as Array<string | string[]>).flat(), command.opts());
+        await spec.run(run, (a.slice(0, -2) as Array<string | string[]>).flat(), command.opts());
       } catch (err) {
         failure = err;
       }
@@ -54,7 +58,8 @@ export async function main(argv: string[], ctx: CliContext = defaultContext): Pr
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     failure = err;
   }
-  if (failure === undefined) return 0;
+  // `collect` ran the run's own command line, which reported its own outcome.
+  if (failure === undefined) return nested ?? 0;
   const message = failure instanceof Error ? failure.message : String(failure);
   ctx.err(`neuromfa: ${message}\n`);
   if (debug && failure instanceof Error && failure.stack) ctx.err(`${failure.stack}\n`);

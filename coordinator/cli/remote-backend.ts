@@ -2,10 +2,14 @@ import type { Command } from 'commander';
 import { TransportError, UsageError } from '../../proto/errors.js';
 import { DEFAULT_SUBJECT } from '../../proto/nats-chunks.js';
 import type { ShardResult, ShardTask } from '../../proto/shard.js';
-import type { ShardBackend } from '../../worker/backends/shard-backend.js';
+import type { ShardBackend, TextCache } from '../../worker/backends/shard-backend.js';
+import type { NatsConnectOptions } from '../../worker/transport/nats-connect.js';
+import { isHubRef } from '../../worker/io/hub/ref.js';
+import { defaultRunId } from '../run/run-id.js';
 import { ClusterBackend, type ClusterEvent } from '../dispatch/cluster-backend.js';
 import { withInlineBytes } from '../plan/ship-bytes.js';
-import { parseNumber, readPem, serverList } from './flags.js';
+import { parseNumber, readPem } from './flags.js';
+import { checkRunId, queueConnection } from './queue-flags.js';
 
 /** Flags that send shards to remote workers instead of the local thread pool. */
 export function addClusterFlags(cmd: Command): void {
@@ -24,19 +28,26 @@ export function addClusterFlags(cmd: Command): void {
   cmd.option('--nats-user <user>', 'NATS user (password from NEUROMFA_NATS_PASS)');
   cmd.option('--nats-token <token>', 'NATS token (or NEUROMFA_NATS_TOKEN)');
   cmd.option('--nats-tls-ca <file>', 'NATS: CA certificate of the server (enables TLS)');
+  cmd.option(
+    '--run-id <id>',
+    'NATS with JetStream: name of this run (default: a hash of the command line and directory, so running the same command again collects what its shards stored)',
+  );
 }
 
 /** Prepends each shard's bytes before handing it on. */
 class ShipBytes implements ShardBackend {
   readonly name: string;
-  constructor(private readonly inner: ClusterBackend) {
+  constructor(private readonly inner: ShardBackend) {
     this.name = `${inner.name}+bytes`;
   }
   get concurrency(): number {
     return this.inner.concurrency;
   }
-  get workers(): number {
+  get workers(): number | undefined {
     return this.inner.workers;
+  }
+  sharedCache(): TextCache | undefined {
+    return this.inner.sharedCache?.();
   }
   async run(task: ShardTask, options?: { signal?: AbortSignal }): Promise<ShardResult> {
     return this.inner.run(await withInlineBytes(task), options);
@@ -49,7 +60,50 @@ class ShipBytes implements ShardBackend {
 const readOpt = async (flag: string, f: unknown) => (typeof f === 'string' ? readPem(flag, f) : undefined);
 
 /** The remote backend the flags ask for, or undefined for the local thread pool. */
-export async function remoteBackend(o: Record<string, string | boolean | undefined>, onEvent: (e: ClusterEvent) => void): Promise<ShardBackend | undefined> {
+export interface Invocation {
+  argv: readonly string[];
+  command: string;
+  /** Where the run's id and a fallback to core NATS are said. */
+  err: (text: string) => void;
+}
+
+/**
+ * With --nats, the JetStream work queue when the server has JetStream: shards and results live
+ * in the server, so a coordinator that dies loses nothing (`collect RUN` finishes the run).
+ * Without JetStream, undefined: the core-NATS request/reply dispatcher, said in one line.
+ */
+async function jetStreamBackend(o: Record<string, string | boolean | undefined>, connect: NatsConnectOptions & { subject: string }, deadlineMs: number, invocation: Invocation): Promise<ShardBackend | undefined> {
+  const [{ JetStreamBackend }, { isNoJetStream }] = await Promise.all([import('../../worker/backends/jetstream.js'), import('../../proto/jetstream.js')]);
+  const runId = checkRunId((o.runId as string | undefined) ?? defaultRunId(invocation.argv, process.cwd()));
+  let backend;
+  try {
+    backend = await JetStreamBackend.connect({
+      ...connect,
+      runId,
+      command: invocation.command,
+      argv: [...invocation.argv],
+      // Local files may change between runs: their shards' results are this run's alone.
+      // Hub references are pinned to a commit and edge lists travel in the task: those are global.
+      scopeOf: (t) => (namesLocalFiles(t) ? runId : undefined),
+      deadlineMs,
+    });
+  } catch (err) {
+    if (!isNoJetStream(err)) throw err;
+    invocation.err(`neuromfa: ${(err as Error).message}; shards go by core-NATS request/reply instead, and a coordinator that dies loses the shards in flight\n`);
+    return undefined;
+  }
+  await backend.countWorkers();
+  invocation.err(`neuromfa: run ${runId} on JetStream (${backend.workers} workers now): \`neuromfa status ${runId}\` shows its progress, \`neuromfa collect ${runId}\` finishes it if this process dies\n`);
+  return backend;
+}
+
+/** Tasks whose result depends on files that may change: a local model path, or matrix parts on disk. */
+function namesLocalFiles(t: ShardTask): boolean {
+  if (t.input.kind === 'model') return !isHubRef(t.input.model);
+  return t.input.kind === 'matrix' && !t.input.inline && t.input.parts.some((p) => !isHubRef(p.file));
+}
+
+export async function remoteBackend(o: Record<string, string | boolean | undefined>, onEvent: (e: ClusterEvent) => void, invocation: Invocation): Promise<ShardBackend | undefined> {
   if (!o.workers && !o.nats) {
     if (o.shipBytes) throw new UsageError('--ship-bytes needs --workers or --nats');
     if (o.modelRoot) throw new UsageError('--model-root names the workers\' model directory: it needs --workers or --nats');
@@ -79,16 +133,13 @@ export async function remoteBackend(o: Record<string, string | boolean | undefin
       throw err;
     }
   } else {
-    const ca = await readOpt('--nats-tls-ca', o.natsTlsCa);
+    const connect = await queueConnection(o);
+    const queued = await jetStreamBackend(o, connect, deadlineMs, invocation);
+    if (queued) return o.shipBytes ? new ShipBytes(queued) : queued;
     const { NatsBackend } = await import('../../worker/backends/nats.js');
     const workers = [
       await NatsBackend.connect({
-        servers: serverList(o.nats as string),
-        subject: o.subject as string,
-        user: o.natsUser as string | undefined,
-        pass: process.env.NEUROMFA_NATS_PASS,
-        token: (o.natsToken as string | undefined) ?? process.env.NEUROMFA_NATS_TOKEN,
-        tls: ca ? { ca: ca.toString() } : undefined,
+        ...connect,
         deadlineMs,
         watchMs: 5000,
         onWorkers: (live) => {

@@ -14,6 +14,8 @@ export interface NatsServerOptions {
   auth?: { user: string; pass: string } | { token: string };
   /** PEM files: the server presents `cert`/`key` and requires TLS. */
   tls?: { certFile: string; keyFile: string };
+  /** JetStream on, stored under the server's temp dir: it survives restart(), as on a real deployment. */
+  jetstream?: boolean;
 }
 
 /** Why the NATS tests cannot run here, or undefined when nats-server is installed. */
@@ -44,6 +46,7 @@ export class NatsServer {
     if (o.maxPayload) lines.push(`max_payload: ${o.maxPayload}`);
     if (o.auth && 'token' in o.auth) lines.push(`authorization { token: ${JSON.stringify(o.auth.token)} }`);
     else if (o.auth) lines.push(`authorization { user: ${JSON.stringify(o.auth.user)}, password: ${JSON.stringify(o.auth.pass)} }`);
+    if (o.jetstream) lines.push(`jetstream { store_dir: ${JSON.stringify(join(dir, 'jetstream'))} }`);
     if (o.tls) lines.push(`tls { cert_file: ${JSON.stringify(o.tls.certFile)}, key_file: ${JSON.stringify(o.tls.keyFile)}, timeout: 2 }`);
     await writeFile(config, lines.join('\n') + '\n');
     const server = new NatsServer(dir, config, 0);

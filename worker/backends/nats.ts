@@ -12,11 +12,12 @@
  * worker taking the shard before the deadline, or a reply that does not decode, is a
  * retryable TransportError; a task over maxMessageBytes is a permanent InputError.
  */
-import { createInbox, Events, headers, RequestStrategy, type Msg, type NatsConnection } from 'nats';
-import { decodeDescription, decodeReply, DEFAULT_MAX_MESSAGE_BYTES, encodeTask } from '../../proto/codec.js';
+import { createInbox, Events, headers, type Msg, type NatsConnection } from 'nats';
+import { decodeReply, DEFAULT_MAX_MESSAGE_BYTES, encodeTask } from '../../proto/codec.js';
+import { describeWorkers } from './nats-describe.js';
 import { fromWireError, InputError, TransportError } from '../../proto/errors.js';
 import type { WorkerDescription } from '../../proto/describe.js';
-import { chunkBytes, DEFAULT_SUBJECT, describeSubject, HEADERS, headerInt, Reassembly, splitChunks } from '../../proto/nats-chunks.js';
+import { chunkBytes, DEFAULT_SUBJECT, HEADERS, headerInt, Reassembly, splitChunks } from '../../proto/nats-chunks.js';
 import type { ShardResult, ShardTask } from '../../proto/shard.js';
 import { natsConnect, type NatsConnectOptions } from '../transport/nats-connect.js';
 import type { ShardBackend } from './shard-backend.js';
@@ -110,26 +111,9 @@ export class NatsBackend implements ShardBackend {
     this.watchTimer = setTimeout(tick, everyMs).unref();
   }
 
-  /**
-   * Every worker on the subject that answers (describe is not queue-grouped): replies are
-   * taken until none came for 150 ms, or `waitMs` passed without any.
-   */
-  async describeAll(waitMs = 500): Promise<WorkerDescription[]> {
-    const out: WorkerDescription[] = [];
-    try {
-      const replies = await this.nc.requestMany(describeSubject(this.subject), new Uint8Array(0), { maxWait: waitMs, strategy: RequestStrategy.JitterTimer, jitter: 150 });
-      for await (const m of replies) {
-        try {
-          out.push(decodeDescription(m.data));
-        } catch {
-          // Not a worker of this build (or not a worker at all): not counted.
-        }
-      }
-    } catch (err) {
-      // requestMany reports "no responders" as an error: no worker is there yet.
-      if (!/503|no responders/i.test(String((err as Error).message ?? err))) throw err;
-    }
-    return out;
+  /** Every worker on the subject that answers (describeWorkers). */
+  describeAll(waitMs = 500): Promise<WorkerDescription[]> {
+    return describeWorkers(this.nc, this.subject, waitMs);
   }
 
   /**

@@ -114,9 +114,16 @@ export const workerCommand = {
     const log = jsonLogger(ctx.out);
     // grpc-js writes its own errors to stderr; in a worker they belong in the JSON log.
     setLogger({ error: (...a: unknown[]) => log.warn('grpc-js', { message: a.map(String).join(' ') }) } as unknown as Console);
+    // Listening before the worker starts: a SIGTERM during start-up (or right after `ready`)
+    // stops it cleanly once it has started, instead of killing it mid-way.
+    let signalled: NodeJS.Signals | undefined;
+    let onSignal = (signal: NodeJS.Signals) => void (signalled = signal);
+    const listen = (signal: NodeJS.Signals) => onSignal(signal);
+    process.once('SIGTERM', listen);
+    process.once('SIGINT', listen);
     const worker = await startWorker({ ...options, log });
     await new Promise<void>((resolve) => {
-      const onSignal = (signal: NodeJS.Signals) => {
+      onSignal = (signal: NodeJS.Signals) => {
         // A second signal while draining: the operator wants out now.
         process.once('SIGTERM', () => process.exit(1));
         process.once('SIGINT', () => process.exit(1));
@@ -126,8 +133,7 @@ export const workerCommand = {
           resolve();
         });
       };
-      process.once('SIGTERM', onSignal);
-      process.once('SIGINT', onSignal);
+      if (signalled) onSignal(signalled);
     });
   },
 } satisfies CommandSpec;
