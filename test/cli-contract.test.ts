@@ -254,9 +254,11 @@ const FLAGS: Record<string, string[]> = {
   mfa: ['--threshold', '--decimals', '--min-neighbors', '--q', '--json', '--threads', '--shards', '--backend'],
   nfd: ['--threshold', '--decimals', '--json', '--threads', '--shards'],
   nin: ['--sample', '--layer-sample', '--out', '--plan'],
-  analyze: ['--samples', '--full', '--layer-sample', '--threshold', '--decimals', '--min-neighbors', '--q', '--threads', '--shards', '--shard-mb', '--json', '--out', '--backend', '--workers', '--nats', '--ship-bytes', '--resume'],
-  emergence: ['--revisions', '--keep-duplicates', '--backend', '--workers', '--nats', '--ship-bytes', '--labels', '--filter', '--samples', '--full', '--layer-sample', '--threshold', '--decimals', '--min-neighbors', '--q', '--threads', '--shards', '--shard-mb', '--json', '--out'],
+  analyze: ['--samples', '--full', '--layer-sample', '--threshold', '--decimals', '--min-neighbors', '--q', '--threads', '--shards', '--shard-mb', '--json', '--out', '--backend', '--workers', '--nats', '--ship-bytes', '--model-root', '--ack-wait', '--run-id', '--resume'],
+  emergence: ['--revisions', '--keep-duplicates', '--backend', '--workers', '--nats', '--ship-bytes', '--model-root', '--ack-wait', '--run-id', '--labels', '--filter', '--samples', '--full', '--layer-sample', '--threshold', '--decimals', '--min-neighbors', '--q', '--threads', '--shards', '--shard-mb', '--json', '--out'],
   demo: ['--dir', '--threads'],
+  collect: ['--nats', '--subject', '--nats-user', '--nats-token', '--nats-tls-ca'],
+  status: ['--nats', '--subject', '--json'],
   worker: ['--grpc', '--nats', '--subject', '--threads', '--model-root', '--metrics-port', '--max-message-mb', '--backend', '--describe', '--tls-cert', '--tls-key', '--tls-ca', '--require-client-cert'],
 };
 

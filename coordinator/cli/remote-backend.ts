@@ -8,7 +8,7 @@ import { isHubRef } from '../../worker/io/hub/ref.js';
 import { defaultRunId } from '../run/run-id.js';
 import { ClusterBackend, type ClusterEvent } from '../dispatch/cluster-backend.js';
 import { withInlineBytes } from '../plan/ship-bytes.js';
-import { parseNumber, readPem } from './flags.js';
+import { parseInteger, parseNumber, readPem } from './flags.js';
 import { checkRunId, queueConnection } from './queue-flags.js';
 
 /** Flags that send shards to remote workers instead of the local thread pool. */
@@ -28,6 +28,7 @@ export function addClusterFlags(cmd: Command): void {
   cmd.option('--nats-user <user>', 'NATS user (password from NEUROMFA_NATS_PASS)');
   cmd.option('--nats-token <token>', 'NATS token (or NEUROMFA_NATS_TOKEN)');
   cmd.option('--nats-tls-ca <file>', 'NATS: CA certificate of the server (enables TLS)');
+  cmd.option('--ack-wait <s>', 'NATS with JetStream: seconds a worker may go silent (dead, cut off) before the server gives its shard to another worker (default 30)');
   cmd.option(
     '--run-id <id>',
     'NATS with JetStream: name of this run (default: a hash of the command line and directory, so running the same command again collects what its shards stored)',
@@ -86,6 +87,7 @@ async function jetStreamBackend(o: Record<string, string | boolean | undefined>,
       // Hub references are pinned to a commit and edge lists travel in the task: those are global.
       scopeOf: (t) => (namesLocalFiles(t) ? runId : undefined),
       deadlineMs,
+      ...(o.ackWait !== undefined ? { queue: { ackWaitMs: parseInteger('--ack-wait', o.ackWait as string, 1, 86_400) * 1000 } } : {}),
     });
   } catch (err) {
     if (!isNoJetStream(err)) throw err;
