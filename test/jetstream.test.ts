@@ -293,6 +293,27 @@ only('a retryable worker error is nak\'ed and retried by the server, then stored
   t.is(calls, 3, 'the self-test, then one run per delivery');
 });
 
+only('a shard its workers hang on until max_deliver is used up fails the run with that line, and leaves the queue', async (t) => {
+  const s = await server(t);
+  const q = await ensureQueue(await client(t, s), { subject: 'neuromfa.shards', ackWaitMs: 1000, maxDeliver: 1 });
+  // A worker that takes the shard and never answers (hung).
+  const hung = await gate();
+  await worker(t, s, hung);
+  hung.shut();
+  const before = hung.started;
+  // A 300 ms deadline: the worker stops extending the ack at once, so the delivery lapses after ack_wait.
+  const backend = await coordinator(t, s, 'stuck', { deadlineMs: 300 });
+  const result = backend.run(edgeTask(12, 1000, 12));
+  result.catch(() => undefined);
+  await hung.reached(before + 1);
+  // The server finds the deliveries used up when a worker next asks for work.
+  const free = await worker(t, s);
+  const err = await t.throwsAsync(result, { instanceOf: TransportError, message: /was delivered 1 time and never answered .*run the same command again/ });
+  t.true(err!.retryable);
+  t.is(free.shards(), 0);
+  await until('the stuck message is removed', async () => (await q.jsm.streams.info(q.stream)).state.messages === 0, 10_000);
+});
+
 only('a retryable failure stored by the workers (deliveries used up) is queued anew by the next run()', async (t) => {
   const s = await server(t);
   const q = await queue(t, s);

@@ -9,9 +9,9 @@
  * buffer while its ack_wait runs down; a pull the library re-issues after a reconnect can
  * still deliver one too many, which is nak'ed back at once.
  */
-import { millis, type ConsumerConfig, type ConsumerMessages, type JsMsg, type NatsConnection } from 'nats';
+import { millis, type ConsumerConfig, type ConsumerMessages, type JsMsg, type Msg, type NatsConnection } from 'nats';
 import { decodeTask, encodeReply } from '../../proto/codec.js';
-import { MessageFormatError } from '../../proto/errors.js';
+import { MessageFormatError, toWireError, TransportError } from '../../proto/errors.js';
 import { deleteLarge, DURABLE, ensureQueue, getLarge, JS_HEADERS, PAYLOADS_BUCKET, putLarge, valueLimit, withRetry } from '../../proto/jetstream.js';
 import { DEFAULT_SUBJECT } from '../../proto/nats-chunks.js';
 import type { ShardReply } from '../../proto/shard.js';
@@ -137,6 +137,29 @@ export async function startJetStreamWorker(service: ShardService, nc: NatsConnec
       };
     });
 
+  /**
+   * A shard delivered max_deliver times without an answer (its workers died or hung on it each
+   * time) is stuck: the server delivers it no more, and a re-publish under its id would be
+   * dropped as a duplicate. One worker of the group stores a retryable failure for it — the
+   * coordinator's run fails with that line, and the same command again queues it anew under a
+   * fresh id (JetStreamBackend.lookup) — and removes the message from the queue.
+   */
+  const stuck = async (m: Msg) => {
+    const { stream_seq: seq, deliveries } = JSON.parse(new TextDecoder().decode(m.data)) as { stream_seq: number; deliveries: number };
+    const held = await q.jsm.streams.getMessage(q.stream, { seq });
+    const key = held.header?.get(JS_HEADERS.key);
+    if (!key) return;
+    if ((await q.results.get(key))?.operation !== 'PUT') {
+      const error = toWireError(new TransportError(`shard ${key} was delivered ${deliveries} time${deliveries === 1 ? '' : 's'} and never answered (its workers died or hung on it); run the same command again to queue it anew`));
+      await store(key, encodeReply({ ok: false, error }));
+    }
+    await q.jsm.streams.deleteMessage(q.stream, seq);
+  };
+  const advisories = nc.subscribe(`$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.${q.stream}.${DURABLE}`, {
+    queue: 'neuromfa-stuck-shards',
+    callback: (err, m) => void (err ? undefined : stuck(m).catch((e: Error) => log.warn('jetstream stuck shard not settled', { error: e.message }))),
+  });
+
   await service.whenReady();
   const loop = (async () => {
     while (!stopping && alive()) {
@@ -168,6 +191,7 @@ export async function startJetStreamWorker(service: ShardService, nc: NatsConnec
   return {
     async shutdown() {
       stopping = true;
+      advisories.unsubscribe();
       wake();
       await pull?.close();
       await loop;
