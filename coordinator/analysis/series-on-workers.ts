@@ -1,5 +1,6 @@
 import type { SampledShardResult, ShardTask } from '../../proto/shard.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
+import { openCheckpoint } from '../../worker/io/checkpoint.js';
 import { sampledTasks } from '../plan/sampled-tasks.js';
 import { workerModelRef } from '../plan/worker-models.js';
 import { runShards, type RunListener } from '../run/run-shards.js';
@@ -34,7 +35,9 @@ export async function analyseOnWorkers(
     checkpoints.map(async (c) => {
       const { found, todo } = await cachedSamples(c.id, opts, cache);
       const model = c.id ? `hf://${c.id.repo}@${c.id.commit}` : workerModelRef(c.member.model, undefined, workersRead.modelRoot);
-      return { ...c, found, todo: todo as number[], model, tasks: [] as ShardTask[] };
+      // A local checkpoint's size, from its headers (the hub's comes with its identity).
+      const fileBytes = c.id?.fileBytes ?? (await localFileBytes(c.member.model));
+      return { ...c, found, todo: todo as number[], model, fileBytes, tasks: [] as ShardTask[] };
     }),
   );
   const busy = planned.filter((p) => p.todo.length > 0);
@@ -72,7 +75,7 @@ export async function analyseOnWorkers(
         ? {
             edges: run.edges,
             bytesRead: mine.reduce((a, r) => a + r.bytesRead, 0),
-            fileBytes: p.id?.fileBytes ?? 0,
+            fileBytes: p.fileBytes,
             // Worker seconds: the shards of a series overlap, so no wall time is this checkpoint's own.
             seconds: mine.reduce((a, r) => a + r.seconds, 0),
             skippedNonFinite: run.skippedNonFinite,
@@ -86,4 +89,13 @@ export async function analyseOnWorkers(
     });
   }
   return out;
+}
+
+async function localFileBytes(path: string): Promise<number> {
+  const ckpt = await openCheckpoint(path);
+  try {
+    return ckpt.fileBytes;
+  } finally {
+    await ckpt.close();
+  }
 }

@@ -1,12 +1,8 @@
 import { availableParallelism } from 'node:os';
 import { UsageError } from '../../proto/errors.js';
 import type { BackendFallback } from '../../proto/shard.js';
-import { PiscinaBackend } from '../../worker/backends/piscina.js';
-import { parseBackend, resolveBackend } from '../../worker/gpu/backends.js';
 import type { ShardBackend } from '../../worker/backends/shard-backend.js';
 import { parseInteger } from './flags.js';
-import { progressBar } from './progress.js';
-import { remoteBackend } from './remote-backend.js';
 import type { RunListener } from '../run/run-shards.js';
 
 /** What every command gets: output streams, and how to make a backend and a progress bar. */
@@ -33,7 +29,8 @@ export function threadsFrom(raw: string | undefined): number {
 /**
  * Runs `work` with a backend — remote workers when the flags name them, else a local thread
  * pool computing partition sums on `flags.backend` (default f64) — and a progress bar,
- * closing both whatever happens.
+ * closing both whatever happens. The backends are imported here, not with the CLI: every
+ * command imports this module, and most never make a backend.
  */
 export async function withBackend<T>(
   ctx: CliContext,
@@ -42,6 +39,12 @@ export async function withBackend<T>(
   work: (b: ShardBackend, l: RunListener) => Promise<T>,
   flags: Record<string, string | boolean | undefined> = {},
 ): Promise<T> {
+  const [{ PiscinaBackend }, { parseBackend, resolveBackend }, { progressBar }, { remoteBackend }] = await Promise.all([
+    import('../../worker/backends/piscina.js'),
+    import('../../worker/gpu/backends.js'),
+    import('./progress.js'),
+    import('./remote-backend.js'),
+  ]);
   let listener: RunListener = () => {};
   const remoteFlags = Boolean(flags.workers || flags.nats);
   if (remoteFlags && flags.backend !== undefined) throw new UsageError('--backend picks where this machine computes; with --workers or --nats each worker uses its own --backend');

@@ -67,6 +67,8 @@ export class MockHub {
   readonly bytesServed: Record<Origin, number> = { hub: 0, cdn: 0 };
   /** Highest number of requests in flight at once, per origin. */
   readonly maxInFlight: Record<Origin, number> = { hub: 0, cdn: 0 };
+  /** Requests and body bytes per client address (both origins), so a test sees who read what. */
+  readonly byClient = new Map<string, { requests: number; bytes: number }>();
   treePageSize = 2;
   /** Added to every response, for benchmarks. */
   latencyMs = 0;
@@ -88,11 +90,13 @@ export class MockHub {
     readonly cdnUrl: string,
   ) {}
 
-  static async start(): Promise<MockHub> {
+  /** Both origins on free ports of `host` (another address than loopback: a network namespace's). */
+  static async start(host = '127.0.0.1'): Promise<MockHub> {
+    const urlHost = host.includes(':') ? `[${host}]` : host;
     const listen = async (handler: (req: IncomingMessage, res: ServerResponse) => void) => {
       const s = createServer(handler);
-      await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-      return { s, url: `http://127.0.0.1:${(s.address() as AddressInfo).port}` };
+      await new Promise<void>((r) => s.listen(0, host, r));
+      return { s, url: `http://${urlHost}:${(s.address() as AddressInfo).port}` };
     };
     let hub: MockHub | undefined;
     const h = await listen((req, res) => void hub!.handle('hub', req, res));
@@ -132,7 +136,8 @@ export class MockHub {
   /** A commit of every file in `dir` (a fixture checkpoint). */
   async addCommitFromDir(id: string, dir: string, opts: { branch?: string; gatedToken?: string } = {}): Promise<string> {
     const files: Record<string, Uint8Array> = {};
-    for (const name of await readdir(dir)) files[name] = new Uint8Array(await readFile(join(dir, name)));
+    // A Buffer is a Uint8Array already: no copy (a benchmark serves a dozen 800 MB files).
+    for (const name of await readdir(dir)) files[name] = await readFile(join(dir, name));
     return this.addCommit(id, files, opts);
   }
 
@@ -162,6 +167,7 @@ export class MockHub {
     this.log.length = 0;
     this.bytesServed.hub = this.bytesServed.cdn = 0;
     this.maxInFlight.hub = this.maxInFlight.cdn = 0;
+    this.byClient.clear();
   }
 
   // ---- serving -------------------------------------------------------------------------------
@@ -172,6 +178,8 @@ export class MockHub {
     if (req.headers.range) entry.range = req.headers.range;
     if (req.headers.authorization) entry.authorization = req.headers.authorization;
     this.log.push(entry);
+    const client = this.clientCounter(req);
+    client.requests++;
     this.inFlight[origin]++;
     this.maxInFlight[origin] = Math.max(this.maxInFlight[origin], this.inFlight[origin]);
     res.on('close', () => this.inFlight[origin]--);
@@ -181,6 +189,7 @@ export class MockHub {
       res.writeHead(status, { ...headers, 'Content-Length': bytes?.length ?? 0 });
       if (req.method !== 'HEAD' && bytes) {
         this.bytesServed[origin] += bytes.length;
+        client.bytes += bytes.length;
         if (this.linkBytesPerSec) void this.paced(res, bytes);
         else res.end(bytes);
       } else {
@@ -215,6 +224,13 @@ export class MockHub {
       if (!res.write(piece)) await new Promise((r) => res.once('drain', r));
     }
     res.end();
+  }
+
+  private clientCounter(req: IncomingMessage): { requests: number; bytes: number } {
+    const addr = req.socket.remoteAddress ?? 'unknown';
+    let c = this.byClient.get(addr);
+    if (!c) this.byClient.set(addr, (c = { requests: 0, bytes: 0 }));
+    return c;
   }
 
   private takeFault(origin: Origin, path: string): Fault | undefined {
@@ -279,6 +295,7 @@ export class MockHub {
       res.writeHead(206, { 'Content-Length': body.length, 'Content-Range': `bytes ${r[0]}-${r[1]}/${bytes.length}` });
       res.write(body.subarray(0, body.length >> 1));
       this.bytesServed.cdn += body.length >> 1;
+      this.clientCounter(req).bytes += body.length >> 1;
       setImmediate(() => res.socket?.destroy());
       return;
     }

@@ -1,12 +1,27 @@
 import type { Command } from 'commander';
 import type { CliContext } from '../context.js';
 
-/** A CLI command: declared once, registered by main.ts from the command table. */
+export type CommandOptions = Record<string, string | boolean | undefined>;
+
+/** What a command does once its flags are parsed: positional arguments, then the flags. */
+export type RunCommand = (ctx: CliContext, args: string[], options: CommandOptions) => Promise<void>;
+
+/**
+ * A CLI command: declared once, registered by main.ts from the command table. The spec
+ * (`commands/<name>.ts`) imports only commander's flag helpers; its `run` body and the
+ * analysis behind it live in `commands/<name>-run.ts`, loaded when the command runs, so
+ * `--version` or `mfa` does not pay for every other command's modules.
+ */
 export interface CommandSpec {
   name: string;
   summary: string;
   configure(cmd: Command): void;
-  run(ctx: CliContext, args: string[], options: Record<string, string | boolean | undefined>): Promise<void>;
+  run: RunCommand;
+}
+
+/** A `run` that imports its module on first call. */
+export function runFrom(load: () => Promise<{ run: RunCommand }>): RunCommand {
+  return async (ctx, args, options) => (await load()).run(ctx, args, options);
 }
 
 export function addAnalysisFlags(cmd: Command): void {

@@ -1,13 +1,5 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Command } from 'commander';
-import { writeSyntheticNeox } from '../../demo/synthetic-neox.js';
-import type { CliContext } from '../context.js';
-import type { CommandSpec } from './common.js';
-import { emergenceCommand } from './emergence.js';
-
-const STEPS = [0, 0.25, 0.5, 0.75, 1];
+import { runFrom, type CommandSpec } from './common.js';
 
 export const demoCommand = {
   name: 'demo',
@@ -16,29 +8,5 @@ export const demoCommand = {
     cmd.option('--dir <dir>', 'where to write the checkpoints and report (default: a new temporary directory)');
     cmd.option('--threads <n>', 'worker threads (default: all cores)');
   },
-  async run(ctx: CliContext, _args: string[], o: Record<string, string | boolean | undefined>) {
-    const dir = (o.dir as string | undefined) ?? (await mkdtemp(join(tmpdir(), 'neuromfa-demo-')));
-    ctx.err(`writing ${STEPS.length} synthetic GPT-NeoX checkpoints (hidden 256, 6 blocks, float16) to ${dir}\n`);
-    const models: string[] = [];
-    for (const [i, progress] of STEPS.entries()) {
-      const path = join(dir, `step${i}`);
-      await writeSyntheticNeox(path, { hidden: 256, blocks: 6, vocab: 512, dtype: 'F16', progress, seed: 1234 + i });
-      models.push(path);
-    }
-    ctx.err('running emergence over samples 0-9, layer sample 32 (embedded, thread pool)\n');
-    const opts: Record<string, string | boolean | undefined> = {
-      labels: STEPS.map((p, i) => `step${i}`).join(','),
-      filter: '0',
-      samples: '0-9',
-      layerSample: '32',
-      threshold: '150',
-      decimals: '0',
-      minNeighbors: '10',
-      q: '-3:3:0.1',
-      shardMb: '32',
-      threads: o.threads,
-      out: join(dir, 'report'),
-    };
-    await emergenceCommand.run(ctx, models, opts);
-  },
+  run: runFrom(() => import('./demo-run.js')),
 } satisfies CommandSpec;

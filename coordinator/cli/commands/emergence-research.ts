@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { UsageError } from '../../../proto/errors.js';
 import type { ShardBackend } from '../../../worker/backends/shard-backend.js';
 import { readBenchmarks, type BenchmarkScore } from '../../analysis/benchmarks-read.js';
@@ -21,18 +20,9 @@ import { table } from '../format.js';
 /**
  * What `emergence` adds for research beyond the curve: benchmark correlation (--benchmarks),
  * per-layer E (--per-layer), the NFD distribution per checkpoint (--nfd), and the model's
- * size in every report.json (what `compare` plots E against).
+ * size in every report.json (what `compare` plots E against). Their flags are declared in
+ * emergence.ts.
  */
-
-export function addResearchFlags(cmd: Command): void {
-  cmd.option(
-    '--benchmarks <path>',
-    'benchmark scores to correlate with E, matched by training step: lm-evaluation-harness result JSON (0.3 as Pythia publishes them, or 0.4+ results_<date>.json), a directory of them, or a CSV step,task,metric,value',
-  );
-  cmd.option('--tasks <list>', 'with --benchmarks: comma-separated tasks (default: lambada_openai, piqa, arc_easy, arc_challenge, those present)');
-  cmd.option('--metric <name>', 'with --benchmarks: the score to read (acc, acc_norm, ...; 0.4 files: "acc,none")', 'acc');
-  cmd.option('--nfd', 'also the node fractal dimensions of every checkpoint (the same samples, or --full; threshold 200, decimals 0) and their distribution across steps');
-}
 
 export interface ResearchPlan {
   benchmarks?: { path: string; scores: BenchmarkScore[]; tasks: string[] };

@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { UsageError } from '../../../proto/errors.js';
 import type { NfdParams } from '../../../proto/shard.js';
 import { modelNfd, type ModelNfdOptions } from '../../analysis/model-nfd.js';
@@ -7,26 +6,6 @@ import { nfdJson, nfdSummary, topNeurons, writeNfdReport } from '../../report/nf
 import { json, threadsFrom, withBackend, type CliContext } from '../context.js';
 import { parseInteger, parseSamples, parseShardMb } from '../flags.js';
 import { table } from '../format.js';
-
-/** `nfd` reads an edge list when the path names one (.npy, .csv), else a checkpoint. */
-export const isEdgeListPath = (path: string) => /\.(npy|csv)$/i.test(path);
-
-const MODEL_ONLY_FLAGS = { samples: '--samples', full: '--full', layerSample: '--layer-sample', shardMb: '--shard-mb', out: '--out' } as const;
-
-/** An edge list has no samples, layers or report directory: such a flag is a mistake worth naming. */
-export function refuseModelFlags(path: string, o: Record<string, unknown>): void {
-  const given = Object.entries(MODEL_ONLY_FLAGS).filter(([k]) => o[k] !== undefined).map(([, flag]) => flag);
-  if (given.length) throw new UsageError(`${given.join(', ')} appl${given.length > 1 ? 'y' : 'ies'} to nfd MODEL (a checkpoint), but ${path} is an edge list`);
-}
-
-export function addModelNfdFlags(cmd: Command): void {
-  cmd.option('--samples <list>', 'MODEL: sample indices, e.g. 0-9 or 0,3,5 (default: 0-9)');
-  cmd.option('--full', 'MODEL: every input neuron of every layout matrix instead of samples');
-  // Defaults applied in modelNfdOptions, so that giving one of these with an edge list is seen.
-  cmd.option('--layer-sample <k>', 'MODEL: neurons sampled per layer (default: 32)');
-  cmd.option('--shard-mb <n>', 'MODEL --full: at most this many MB of stored weights per shard, decoded to float64 while it runs (default: 8)');
-  cmd.option('--out <dir>', 'MODEL: write report.json, nfd.csv, the nfd-histogram figure and report.html here');
-}
 
 export function modelNfdOptions(o: Record<string, string | boolean | undefined>, params: NfdParams, threads: number): ModelNfdOptions {
   if (o.full && o.samples !== undefined) throw new UsageError('--samples and --full exclude each other');

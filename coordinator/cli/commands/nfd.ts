@@ -1,10 +1,15 @@
 import type { Command } from 'commander';
-import { nfdOfEdgeStream } from '../../analysis/edge-analysis.js';
-import { json, threadsFrom, withBackend, type CliContext } from '../context.js';
-import { parseDecimals, parseInteger, parseThreshold } from '../flags.js';
-import { withEdgeStream } from '../read-edges.js';
-import { addRunFlags, type CommandSpec } from './common.js';
-import { addModelNfdFlags, isEdgeListPath, refuseModelFlags, runModelNfd } from './nfd-model.js';
+import { addRunFlags, runFrom, type CommandSpec } from './common.js';
+
+/** The flags of `nfd MODEL` (nfd-model.ts); an edge list refuses them. */
+export function addModelNfdFlags(cmd: Command): void {
+  cmd.option('--samples <list>', 'MODEL: sample indices, e.g. 0-9 or 0,3,5 (default: 0-9)');
+  cmd.option('--full', 'MODEL: every input neuron of every layout matrix instead of samples');
+  // Defaults applied in modelNfdOptions, so that giving one of these with an edge list is seen.
+  cmd.option('--layer-sample <k>', 'MODEL: neurons sampled per layer (default: 32)');
+  cmd.option('--shard-mb <n>', 'MODEL --full: at most this many MB of stored weights per shard, decoded to float64 while it runs (default: 8)');
+  cmd.option('--out <dir>', 'MODEL: write report.json, nfd.csv, the nfd-histogram figure and report.html here');
+}
 
 export const nfdCommand = {
   name: 'nfd',
@@ -16,19 +21,5 @@ export const nfdCommand = {
     addRunFlags(cmd);
     addModelNfdFlags(cmd);
   },
-  async run(ctx: CliContext, [path]: string[], o: Record<string, string | boolean | undefined>) {
-    const params = { threshold: parseThreshold('--threshold', o.threshold as string), decimals: parseDecimals('--decimals', o.decimals as string) };
-    if (!isEdgeListPath(path)) return runModelNfd(ctx, path, o, params);
-    refuseModelFlags(path, o);
-    const threads = threadsFrom(o.threads as string | undefined);
-    const shards = o.shards === undefined ? threads * 2 : parseInteger('--shards', o.shards as string, 1);
-    // The pool starts its threads now; shards start while the edge list is still being read.
-    const { nodes, values } = await withBackend(ctx, threads, 'nfd', async (b, l) => withEdgeStream(path, (edges) => nfdOfEdgeStream(edges, params, b, shards, l)));
-    if (o.json) {
-      ctx.out(json({ nodes, values }));
-      return;
-    }
-    const lines = nodes.map((n, i) => `${n}\t${values[i]}`);
-    ctx.out(`# node\tnfd  (${nodes.length} source nodes of ${path}, threshold ${params.threshold}, decimals ${params.decimals})\n${lines.join('\n')}\n`);
-  },
+  run: runFrom(() => import('./nfd-run.js')),
 } satisfies CommandSpec;
