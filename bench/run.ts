@@ -1,6 +1,7 @@
 import { cpus, totalmem } from 'node:os';
 import type { BenchSection } from './cli-runs.js';
 import { benchCluster } from './cluster.js';
+import { benchClusterSeries } from './cluster-series.js';
 import { benchCore } from './core.js';
 import { benchGpu } from './gpu.js';
 import { benchHub } from './hub.js';
@@ -9,7 +10,16 @@ import { benchHub } from './hub.js';
  * `npm run bench [-- SECTION...]`: every section, or the ones named. Result lines go to
  * stdout, ready for bench/RESULTS.md; progress goes to stderr.
  */
-const sections: Record<string, BenchSection> = { core: benchCore, cluster: benchCluster, gpu: benchGpu, hub: benchHub };
+const sections: Record<string, BenchSection> = {
+  core: benchCore,
+  gpu: benchGpu,
+  hub: benchHub,
+  // Throughput of shards over gRPC/NATS, then a series whose workers read the hub (issue 12).
+  cluster: async (say, log) => {
+    await benchCluster(say, log);
+    await benchClusterSeries(say, log);
+  },
+};
 const asked = process.argv.slice(2);
 for (const name of asked) {
   if (!(name in sections)) {
