@@ -4,9 +4,9 @@
  * (worker/transport/) only move bytes to and from handleMessage(); the math is
  * executeShard(), called by the pool's threads — there is no second copy of it here.
  */
-import { readFileSync } from 'node:fs';
 import { realpath } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { VERSION } from './version.js';
 import { resolve } from 'node:path';
 import { InputError, MessageFormatError, toWireError } from '../proto/errors.js';
 import { decodeTask, encodeReply } from '../proto/codec.js';
@@ -45,8 +45,6 @@ export interface ServeOptions {
   partitionBackend?: { name: KernelBackend; device: string; backends: BackendAvailability[] };
 }
 
-/** package.json's version; this file runs as dist/worker/serve.js. */
-export const VERSION: string = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version;
 
 const F64_ONLY = { name: 'f64', device: F64.device, backends: [{ name: 'f64', available: true, detail: F64.device }] } as const;
 

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor, NeuromfaError } from '../../proto/errors.js';
 import { defaultContext, type CliContext } from './context.js';
@@ -14,9 +13,8 @@ import { workerCommand } from './commands/worker.js';
 import { collectCommand } from './commands/collect.js';
 import { statusCommand } from './commands/status.js';
 import { HELP_FOOTER } from './help-text.js';
+import { VERSION } from '../../worker/version.js';
 
-/** package.json's version (this file runs as dist/coordinator/cli/main.js); not worker/serve.ts's, which loads the worker. */
-const VERSION: string = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version;
 
 /** Each spec is light: a command's modules load only when it runs (commands/common.ts). */
 const COMMANDS: CommandSpec[] = [mfaCommand, nfdCommand, ninCommand, analyzeCommand, emergenceCommand, compareCommand, demoCommand, workerCommand, collectCommand, statusCommand];

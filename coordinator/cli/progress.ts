@@ -1,4 +1,5 @@
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type cliProgressTypes from 'cli-progress';
 import type { RunEvent, RunListener } from '../run/run-shards.js';
 
 /**
@@ -130,8 +131,10 @@ export function progressBar(
   const state = new ProgressState(now);
   const started = now();
   const workerText = () => (workers === undefined ? '' : ` | ${live} workers`);
+  // Loaded for a bar only: piped and --progress runs never draw one.
+  const cliProgress = m === 'bar' ? (createRequire(import.meta.url)('cli-progress') as typeof cliProgressTypes) : undefined;
   const bar =
-    m === 'bar'
+    cliProgress
       ? new cliProgress.SingleBar(
           {
             stream: process.stderr,

@@ -4,8 +4,7 @@ import type { ShardBackend, TextCache } from '../../worker/backends/shard-backen
 import type { NatsConnectOptions } from '../../worker/transport/nats-connect.js';
 import { isHubRef } from '../../worker/io/hub/ref.js';
 import { defaultRunId } from '../run/run-id.js';
-import { ClusterBackend, type ClusterEvent } from '../dispatch/cluster-backend.js';
-import { withInlineBytes } from '../plan/ship-bytes.js';
+import type { ClusterBackend, ClusterEvent } from '../dispatch/cluster-backend.js';
 import { parseInteger, parseNumber, readPem } from './flags.js';
 import { checkRunId, queueConnection } from './queue-flags.js';
 
@@ -25,6 +24,8 @@ class ShipBytes implements ShardBackend {
     return this.inner.sharedCache?.();
   }
   async run(task: ShardTask, options?: { signal?: AbortSignal }): Promise<ShardResult> {
+    // Loaded with the first shard: only --ship-bytes runs use it.
+    const { withInlineBytes } = await import('../plan/ship-bytes.js');
     return this.inner.run(await withInlineBytes(task), options);
   }
   close(): Promise<void> {
@@ -87,6 +88,8 @@ export async function remoteBackend(o: Record<string, string | boolean | undefin
   }
   if (o.workers && o.nats) throw new UsageError('--workers and --nats exclude each other');
   const deadlineMs = parseNumber('--shard-deadline', o.shardDeadline as string) * 1000;
+  // Loaded once workers are asked for: a local run does not pay for the dispatcher.
+  const { ClusterBackend } = await import('../dispatch/cluster-backend.js');
   let cluster: ClusterBackend | undefined;
   // withBackend (context.ts) wires its progress listener only once this returns; what happens
   // before — workers set aside at the start — is held and reported right after the return.

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../worker/io/atomic-write.js';
-import { VERSION } from '../../worker/serve.js';
+import { VERSION } from '../../worker/version.js';
 import type { ComparedRun, SizePoint } from '../analysis/compare.js';
 import { toCsv } from './csv.js';
 import type { RunInfo } from './figure-meta.js';

@@ -1,6 +1,6 @@
 import { basename, dirname, resolve } from 'node:path';
 import type { MfaParams } from '../../proto/shard.js';
-import { VERSION } from '../../worker/serve.js';
+import { VERSION } from '../../worker/version.js';
 
 /** What every report states about its std (the reference uses np.std). */
 const STD_NOTE = 'population standard deviation over samples (ddof 0, as the reference np.std)';

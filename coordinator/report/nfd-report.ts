@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../worker/io/atomic-write.js';
-import { VERSION } from '../../worker/serve.js';
+import { VERSION } from '../../worker/version.js';
 import type { ModelNfdReport } from '../analysis/model-nfd.js';
 import { binIndex, definedValues, summarizeNfd, type NfdSummary } from '../analysis/nfd-summary.js';
 import { toCsv } from './csv.js';
