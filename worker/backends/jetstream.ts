@@ -46,7 +46,7 @@ export interface JetStreamBackendOptions {
 /**
  * `total` shards in the run's manifest, `done` answered with a result, `failed` with an error;
  * `pending` shards in the queue, all runs together (waiting, or delivered and not yet acked);
- * `redelivered`: redeliveries the consumer has made (workers lost or slow).
+ * `redelivered`: shards delivered more than once and not yet acked (a worker lost or slow now; 0 once they are answered).
  */
 export interface JetStreamRunStatus {
   manifest: RunManifest;

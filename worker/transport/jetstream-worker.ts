@@ -48,8 +48,8 @@ export async function startJetStreamWorker(service: ShardService, nc: NatsConnec
   let policy = policyOf((await consumer.info(true)).config);
   // Read again every few seconds, before a pull: a coordinator may have changed it since (ensureQueue).
   let policyAt = Date.now();
-  const refresh = async () => {
-    if (Date.now() - policyAt < 5000) return;
+  const refresh = async (now = false) => {
+    if (!now && Date.now() - policyAt < 5000) return;
     policyAt = Date.now();
     // Unreadable now (server restarting): the last one read stands.
     const info = await consumer.info().catch(() => undefined);
@@ -94,6 +94,10 @@ export async function startJetStreamWorker(service: ShardService, nc: NatsConnec
         if (bytes.length > o.maxMessageBytes) throw new MessageFormatError(`message of ${bytes.length} bytes is over the ${o.maxMessageBytes}-byte limit`);
         const task = decodeTask(bytes);
         const deadline = Number(m.headers!.get(JS_HEADERS.deadline)) || Infinity;
+        // The ack wait now, not as this worker last read it: the coordinator that queued this
+        // shard may have just shortened it (--ack-wait), and a heartbeat slower than the server's
+        // wait would hand a live worker's shard to another.
+        await refresh(true);
         // Extends the ack deadline only until the coordinator's deadline: a hung shard is then redelivered.
         beat = setInterval(() => (Date.now() < deadline ? safely('working', () => m.working()) : clearInterval(beat)), o.heartbeatMs ?? policy.ackWaitMs / 3);
         reply = await service.handle(task, { transport: 'jetstream' });

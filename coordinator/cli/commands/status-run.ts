@@ -15,6 +15,6 @@ export async function run(ctx: CliContext, [run]: string[], o: CommandOptions): 
   ctx.out(
     `run ${runId}: neuromfa ${s.manifest.argv.join(' ')}\n` +
       `started ${s.manifest.created} in ${s.manifest.cwd}\n` +
-      `${s.done} of ${s.total} shards done, ${s.failed} failed; ${s.pending} shards in the queue (every run)${s.redelivered ? `, ${s.redelivered} redelivered` : ''}\n`,
+      `${s.done} of ${s.total} shards done, ${s.failed} failed; ${s.pending} shards in the queue (every run)${s.redelivered ? `, ${s.redelivered} redelivered and still out` : ''}\n`,
   );
 }
