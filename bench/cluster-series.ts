@@ -166,11 +166,13 @@ function runIn(lan: Lan, host: string, args: string[], env: NodeJS.ProcessEnv): 
 }
 
 /**
- * `npm run bench -- cluster-series`: a 12-checkpoint series at 30 ms / 25 MB/s per host link,
- * read by 1, 2 and 4 workers, and by the coordinator (--ship-bytes) for comparison.
+ * Part of `npm run bench -- cluster`: a 12-checkpoint series at 30 ms / 25 MB/s per host link,
+ * read by 1, 2 and 4 workers, and by the coordinator (--ship-bytes) for comparison. Ten
+ * samples, as a study runs them: most of each file is read, so the links bound the run
+ * (NEUROMFA_BENCH_SERIES_SAMPLES=0 shows the other regime, where requests and CPU do).
  */
 export async function benchClusterSeries(say: (line: string) => void, log: (line: string) => void): Promise<void> {
-  const o = { workers: [1, 2, 4], checkpoints: 12, samples: '0', rttMs: 30, bytesPerSec: 25e6 };
+  const o = { workers: [1, 2, 4], checkpoints: 12, samples: process.env.NEUROMFA_BENCH_SERIES_SAMPLES ?? '0-9', rttMs: 30, bytesPerSec: 25e6 };
   const rows = await clusterSeriesBench(o, log);
   const one = rows.find((r) => r.mode === 'workers-read' && r.workers === 1)?.seconds ?? NaN;
   const shipped = rows.find((r) => r.mode === 'coordinator-reads')?.seconds ?? NaN;
