@@ -31,21 +31,32 @@ test.serial('analyze --full through two gRPC worker processes equals the embedde
   t.deepEqual(JSON.parse(shipped.stdout).samples, a.samples);
 });
 
-test.serial('emergence through gRPC workers (sampled shards travel with their weights) equals the embedded curve', async (t) => {
+test.serial('emergence through gRPC workers equals the embedded curve: workers that read under --model-root, and bare workers sent the edges (--ship-bytes)', async (t) => {
   const series = join(conformanceDir, 'series', 'tiny-neox-f16');
   const args = ['emergence', ...['step0', 'step8', 'step64', 'step512'].map((s) => join(series, s)), '--samples', '0-2', '--shards', '2', '--json'];
   // The same shard layout (--shards) on both sides: then the numbers are equal to the bit.
   const embedded = await runCli([...args, '--threads', '1']);
   t.is(embedded.code, 0, embedded.stderr);
-  // Workers without a model root: sampled shards carry their edge weights inline.
+  const a = JSON.parse(embedded.stdout);
+  t.is(a.checkpoints.length, 4);
+  // Workers reading the checkpoints themselves: named relative to the shared model root.
+  const reading = workers[0];
+  const read = await runCli([...args, '--workers', `grpc://${reading.grpcAddress}`, '--model-root', conformanceDir]);
+  t.is(read.code, 0, read.stderr);
+  t.deepEqual(JSON.parse(read.stdout).checkpoints, a.checkpoints);
+  // A bare worker reads nothing: it says so, and --ship-bytes sends it the edges instead.
   const bare = await startWorkerProcess(['--threads', '1', '--grpc', '127.0.0.1:0']);
   workers.push(bare);
-  const remote = await runCli([...args, '--workers', `grpc://${bare.grpcAddress}`]);
-  t.is(remote.code, 0, remote.stderr);
-  const a = JSON.parse(embedded.stdout);
-  const b = JSON.parse(remote.stdout);
-  t.deepEqual(b.checkpoints, a.checkpoints);
-  t.is(a.checkpoints.length, 4);
+  const refused = await runCli([...args, '--workers', `grpc://${bare.grpcAddress}`]);
+  t.is(refused.code, 3, refused.stderr);
+  t.regex(refused.stderr, /^neuromfa: a shard names \/.*tiny-neox-f16\/step0, but this worker has no --model-root and reads no files: give it --model-root, or run with --ship-bytes$/m);
+  const shipped = await runCli([...args, '--workers', `grpc://${bare.grpcAddress}`, '--ship-bytes']);
+  t.is(shipped.code, 0, shipped.stderr);
+  t.deepEqual(JSON.parse(shipped.stdout).checkpoints, a.checkpoints);
+  // Outside the coordinator's --model-root: refused before any work.
+  const outside = await runCli([...args, '--workers', `grpc://${reading.grpcAddress}`, '--model-root', join(conformanceDir, 'gptneox')]);
+  t.is(outside.code, 2, outside.stderr);
+  t.regex(outside.stderr, /is outside --model-root .*gptneox: workers read models under the root they share with the coordinator/);
 });
 
 test.serial('--resume reuses every finished shard of a run and gives the same numbers', async (t) => {
