@@ -17,7 +17,7 @@ export const workerCommand = {
         'A named backend that cannot run here stops the worker at start (exit 2); a GPU that fails mid-shard falls back to f64 for that shard (default: auto)',
     );
     cmd.option('--describe', 'print what this worker would be (version, threads, the backend it would use, every backend\'s availability and why) as JSON, and exit');
-    cmd.option('--model-root <dir>', 'read weight files under this directory only; without it, the worker takes inline bytes only (--ship-bytes)');
+    cmd.option('--model-root <dir>', 'read local weight files under this directory only; without it, the worker reads hub models (HF_TOKEN, HF_ENDPOINT, NEUROMFA_CACHE from its environment) and --ship-bytes shards only');
     cmd.option('--metrics-port <p>', 'serve Prometheus /metrics and /healthz on this port');
     cmd.option('--max-message-mb <n>', 'largest message received or sent, MB (also the largest inline shard)', '64');
     cmd.option('--tls-cert <file>', 'gRPC: serve TLS with this PEM certificate chain');
