@@ -71,6 +71,8 @@ async function jetStreamBackend(o: Record<string, string | boolean | undefined>,
   }
   await backend.countWorkers();
   invocation.err(`neuromfa: run ${runId} on JetStream (${backend.workers} workers now): \`neuromfa status ${runId}\` shows its progress, \`neuromfa collect ${runId}\` finishes it if this process dies\n`);
+  // Not an error: a deployment scaled to zero (KEDA) starts workers when shards wait.
+  if (backend.workers === 0) invocation.err(`neuromfa: no worker answers on ${connect.subject} now: the shards wait in the queue until one starts\n`);
   return backend;
 }
 
