@@ -5,7 +5,7 @@ import { MessageFormatError } from '../proto/errors.js';
 import type { WorkerDescription } from '../proto/describe.js';
 import { toWireError, TransportError } from '../proto/errors.js';
 import { chunkBytes, headerInt, Reassembly, splitChunks } from '../proto/nats-chunks.js';
-import { KERNEL_BACKENDS, type ShardReply, type ShardResult, type ShardTask } from '../proto/shard.js';
+import { KERNEL_BACKENDS, type MfaShardResult, type ShardReply, type ShardResult, type ShardTask } from '../proto/shard.js';
 
 /** Every wire message round-trips exactly; truncated, corrupted and mis-shaped bytes are MessageFormatErrors. */
 
@@ -170,6 +170,58 @@ test('mis-shaped tasks are refused with the field named', (t) => {
     t.throws(() => decodeReply(raw.pack({ ...good, result: { ...good.result, backend } })), { instanceOf: MessageFormatError, message: /^result\.backend: expected f64 \| webgpu \| gl \| webasm \| cpu/ }, String(backend));
   }
   t.throws(() => decodeReply(raw.pack({ v: 1, ok: false, error: { name: 'X' } })), { instanceOf: MessageFormatError, message: /error\.code/ });
+});
+
+function sampledTask(): ShardTask {
+  return { id: 12, measure: 'sampled', params: { threshold: 150, decimals: 0, minNeighbors: 10, q }, input: { kind: 'model', model: 'hf://EleutherAI/pythia-160m@' + 'a'.repeat(40), layerSample: 32, samples: [3, 4, 9], shardsPerSample: 4, perLayer: true } };
+}
+
+test('sampled shards and their results round-trip exactly; mis-shaped ones are refused with the field named', (t) => {
+  t.deepEqual(decodeTask(encodeTask(sampledTask())), sampledTask());
+  const partial = (id: number): MfaShardResult => ({ id, measure: 'mfa', backend: 'f64', selected: 2, present: Int32Array.of(3, 5), sums: Float64Array.from({ length: 3 * 61 }, (_, k) => k / 7), nodes: 4, edges: 20, skippedNonFinite: 1, bytesRead: 0, seconds: 0.25 });
+  const reply: ShardReply = {
+    ok: true,
+    result: {
+      id: 12,
+      measure: 'sampled',
+      backend: 'f64',
+      layout: 'gpt-neox',
+      architecture: 'GPTNeoXForCausalLM',
+      blockCount: 2,
+      worker: 'w1:42',
+      requests: 17,
+      samples: [
+        { sample: 3, bytesSha256: 'b'.repeat(64), partials: [partial(0), partial(1)], blocks: [0, 1] },
+        { sample: 4, bytesSha256: 'c'.repeat(64), partials: [partial(6)] },
+      ],
+      nodes: 12,
+      edges: 60,
+      skippedNonFinite: 3,
+      bytesRead: 123_456,
+      seconds: 1.5,
+    },
+  };
+  t.deepEqual(decodeReply(encodeReply(reply)), reply);
+  const cases: Array<[string, (o: any) => void, RegExp]> = [
+    ['model empty', (o) => (o.input.model = ''), /^input\.model: expected a model reference/],
+    ['model with NUL', (o) => (o.input.model = 'a\0b'), /^input\.model/],
+    ['no samples', (o) => (o.input.samples = []), /^input\.samples: expected 1 to 100000 sample indices/],
+    ['negative sample', (o) => (o.input.samples = [1, -2]), /^input\.samples\[1\]/],
+    ['layer sample 0', (o) => (o.input.layerSample = 0), /^input\.layerSample/],
+    ['perLayer not boolean', (o) => (o.input.perLayer = 1), /^input\.perLayer/],
+    ['a model input on an mfa shard', (o) => (o.measure = 'mfa'), /^input\.kind: expected groups \| matrix/],
+    ['nfd of a model', (o) => (o.measure = 'nfd'), /^input\.kind/],
+  ];
+  for (const [what, mutate, message] of cases) t.throws(() => decodeTask(mutated(sampledTask(), mutate)), { instanceOf: MessageFormatError, message }, what);
+  const wire = raw.unpack(encodeReply(reply));
+  const bad = (f: (r: any) => void) => {
+    const copy = structuredClone(wire);
+    f(copy.result);
+    return raw.pack(copy);
+  };
+  t.throws(() => decodeReply(bad((r) => (r.samples[0].partials[0].measure = 'nfd'))), { instanceOf: MessageFormatError, message: /^result\.samples\[0\]\.partials\[0\]/ });
+  t.throws(() => decodeReply(bad((r) => (r.samples[0].blocks = [0]))), { instanceOf: MessageFormatError, message: /^result\.samples\[0\]\.blocks: expected one block per partial \(2\)/ });
+  t.throws(() => decodeReply(bad((r) => delete r.worker)), { instanceOf: MessageFormatError, message: /^result\.worker/ });
 });
 
 test('NATS chunks: split and reassemble; refusals before any allocation', (t) => {

@@ -139,3 +139,22 @@ test('neuromfa --version, and --help lists the environment variables and exit co
   const e = await runCli(['emergence', '--help']);
   for (const f of ['--sort', '--allow-mixed', '--progress']) t.regex(e.stdout, new RegExp(`\\s${f}\\b`), f);
 });
+
+test('progress of a series fanned out over workers: checkpoints done and the bytes each worker read', (t) => {
+  const s = new ProgressState(() => 0);
+  s.apply({ type: 'planned', shards: 3, edges: 0, checkpoints: [{ label: 'step0', shards: [0] }, { label: 'step8', shards: [1, 2] }] });
+  t.is(s.total, 3);
+  t.is(s.where(), ' checkpoints 0/2 done');
+  const sampled = (id: number, worker: string, bytesRead: number): RunEvent => ({
+    type: 'shard-done',
+    id,
+    resumed: false,
+    result: { id, measure: 'sampled', backend: 'f64', layout: 'gpt-neox', architecture: 'GPTNeoXForCausalLM', blockCount: 2, worker, requests: 9, samples: [], nodes: 0, edges: 10, skippedNonFinite: 0, bytesRead, seconds: 1 },
+  });
+  s.apply(sampled(1, 'w1:7', 2e6));
+  t.is(s.where(), ' checkpoints 0/2 done', 'step8 has a shard left');
+  s.apply(sampled(0, 'w2:9', 5e6));
+  s.apply(sampled(2, 'w1:7', 1e6));
+  t.is(s.where(), ' checkpoints 2/2 done');
+  t.is(s.phase(), ' | read by workers: w2:9 5.0 MB, w1:7 3.0 MB');
+});
