@@ -78,11 +78,11 @@ export function summarise(samples: ReadonlyArray<{ alpha0: number; width: number
 }
 
 /** The resume journal of this run, when asked for; its identity covers the model files and the plan. */
-async function openJournal(path: string, ckpt: Checkpoint, opts: AnalyzeOptions, tasks: readonly ShardTask[]): Promise<RunJournal | undefined> {
+async function openJournal(path: string, ckpt: Checkpoint, opts: AnalyzeOptions, tasks: readonly ShardTask[], more: object = {}): Promise<RunJournal | undefined> {
   if (!opts.journal) return undefined;
   // A hub checkpoint is identified by its commit and file hashes; a local one by its path.
   const model = ckpt.commit ? { commit: ckpt.commit, sha256: ckpt.sha256 } : resolve(path);
-  const description = { model, samples: opts.samples, layerSample: opts.layerSample, params: opts.params };
+  const description = { model, samples: opts.samples, layerSample: opts.layerSample, params: opts.params, ...more };
   return RunJournal.open(opts.journal.dir, runFingerprint(description, tasks), opts.journal.resume);
 }
 
@@ -187,16 +187,24 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
       const { plans, cells, rowOf } = sampled!;
       plans.forEach((plan) => digests.set(plan.sample, sampleDigest(layout, plan, cells)));
       const cut = { params: opts.params, shardsPerSample: opts.shardsPerSample, perLayer: Boolean(opts.perLayer) };
-      const shards = plans.map((plan, k) => sampleShards(layout, plan, rowOf, cut, k * idStride(layout, cut)));
-      const tasks = shards.flatMap((s) => s.tasks);
-      listener?.({ type: 'planned', shards: tasks.length, edges: shards.reduce((a, s) => a + s.groups.offsets[s.groups.nodes.length], 0) });
-      journal = await openJournal(path, ckpt, opts, tasks);
-      const all = (await runShards(tasks, backend, listener, journal)) as MfaShardResult[];
-      let at = 0;
-      plans.forEach((plan, k) => {
-        perSample.push({ sample: plan.sample, results: all.slice(at, at + shards[k].tasks.length), blocks: shards[k].blocks ?? [] });
-        at += shards[k].tasks.length;
-      });
+      // The digests hash exactly the weights each sample's edges come from, so with the cut they
+      // fix every shard: the journal is opened before any sample is built.
+      journal = await openJournal(path, ckpt, opts, [], { digests: [...digests], shardsPerSample: cut.shardsPerSample, perLayer: cut.perLayer });
+      // Each sample's shards start as soon as it is built, so the pool computes sample k while
+      // this thread builds sample k+1.
+      const running: Array<Promise<MfaShardResult[]>> = [];
+      for (const [k, plan] of plans.entries()) {
+        const shards = sampleShards(layout, plan, rowOf, cut, k * idStride(layout, cut));
+        listener?.({ type: 'planned', shards: shards.tasks.length, edges: shards.groups.offsets[shards.groups.nodes.length] });
+        const results = runShards(shards.tasks, backend, listener, journal) as Promise<MfaShardResult[]>;
+        // Awaited below; a failure here must not surface as unhandled while later samples build.
+        results.catch(() => undefined);
+        running.push(results);
+        perSample.push({ sample: plan.sample, results: [], blocks: shards.blocks ?? [] });
+        // Lets the pool take this sample's shards before the next one is built.
+        await new Promise((r) => setImmediate(r));
+      }
+      (await Promise.all(running)).forEach((results, k) => (perSample[k].results = results));
       bytesRead = ckpt.bytesRead();
     }
     const samples = perSample.map((p) => sampleResult({ ...p, bytesSha256: digests.get(p.sample) }, layout.blocks.length, opts));
