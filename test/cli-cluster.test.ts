@@ -75,6 +75,16 @@ test.serial('--resume reuses every finished shard of a run and gives the same nu
     const other = await runCli(['analyze', model, '--full', '--json', '--shard-mb', '0.05', '--resume', out]);
     t.is(other.code, 4);
     t.regex(other.stderr, /--resume found a run of another model, input or parameters/);
+    // A sampled run: its journal is keyed by the samples' weight digests and the cut.
+    const sampled = ['analyze', model, '--samples', '0-2', '--shards', '2', '--json', '--threads', '1'];
+    const outS = join(dir, 'sampled');
+    const s1 = JSON.parse((await runCli([...sampled, '--out', outS])).stdout);
+    const s2 = await runCli([...sampled, '--resume', outS]);
+    t.is(s2.code, 0, s2.stderr);
+    t.is(JSON.parse(s2.stdout).stats.resumedShards, s1.stats.shards);
+    t.deepEqual(JSON.parse(s2.stdout).samples, s1.samples);
+    const recut = await runCli(['analyze', model, '--samples', '0-2', '--shards', '3', '--json', '--threads', '1', '--resume', outS]);
+    t.is(recut.code, 4, 'another cut is another run');
   } finally {
     await cleanup();
   }
