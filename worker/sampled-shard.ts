@@ -31,8 +31,10 @@ export async function runSampledShard(task: SampledTask, deps: SampledShardDeps)
     const cells: ReadCells = new Map();
     const rowOf = await readSampledRows(ckpt, layout, plans, cells);
     const cut = { params: task.params, shardsPerSample, perLayer };
+    // Built one after another (map runs each builder to its first await): one edge buffer serves all.
+    const scratch = { buffer: new Float64Array(0) };
     const running = plans.map(async (plan, k): Promise<SamplePartials> => {
-      const shards = sampleShards(layout, plan, rowOf, cut, k * idStride(layout, cut));
+      const shards = sampleShards(layout, plan, rowOf, cut, k * idStride(layout, cut), scratch);
       const bytesSha256 = sampleDigest(layout, plan, cells);
       const partials = (await Promise.all(shards.tasks.map((t) => deps.run(t)))) as MfaShardResult[];
       return { sample: plan.sample, bytesSha256, partials, ...(shards.blocks ? { blocks: shards.blocks } : {}) };

@@ -193,8 +193,9 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
       // Each sample's shards start as soon as it is built, so the pool computes sample k while
       // this thread builds sample k+1.
       const running: Array<Promise<MfaShardResult[]>> = [];
+      const scratch = { buffer: new Float64Array(0) };
       for (const [k, plan] of plans.entries()) {
-        const shards = sampleShards(layout, plan, rowOf, cut, k * idStride(layout, cut));
+        const shards = sampleShards(layout, plan, rowOf, cut, k * idStride(layout, cut), scratch);
         listener?.({ type: 'planned', shards: shards.tasks.length, edges: shards.groups.offsets[shards.groups.nodes.length] });
         const results = runShards(shards.tasks, backend, listener, journal) as Promise<MfaShardResult[]>;
         // Awaited below; a failure here must not surface as unhandled while later samples build.

@@ -5,7 +5,7 @@ import { groupBySource, type EdgeGroups } from '../plan/edge-groups.js';
 import { groupRanges, groupTasks } from '../plan/shard-plan.js';
 import type { Layout } from './layouts.js';
 import type { SamplePlan } from './sample-plan.js';
-import { sampledEdges, type RowLookup } from './sampled-edges.js';
+import { sampledEdges, type EdgeScratch, type RowLookup } from './sampled-edges.js';
 
 export interface SampleShardOptions {
   params: MfaParams;
@@ -28,8 +28,9 @@ export const idStride = (layout: Layout, o: SampleShardOptions) => o.shardsPerSa
  * A sample's NIN cut into node-range shards. The embedded run and a worker's sampled shard
  * both cut here, so their partials — and the sums merged from them — are the same bit for bit.
  */
-export function sampleShards(layout: Layout, plan: SamplePlan, rowOf: RowLookup, o: SampleShardOptions, firstId: number): SampleShards {
-  const groups = groupBySource(edgesFromRows(sampledEdges(layout, plan, rowOf)));
+export function sampleShards(layout: Layout, plan: SamplePlan, rowOf: RowLookup, o: SampleShardOptions, firstId: number, scratch?: EdgeScratch): SampleShards {
+  // groupBySource copies the weights of a plain (not shared) buffer: the scratch is free again after it.
+  const groups = groupBySource(edgesFromRows(sampledEdges(layout, plan, rowOf, scratch)));
   const ranges = o.perLayer ? blockShardRanges(groups, o.shardsPerSample, layout) : groupRanges(groups, o.shardsPerSample);
   const tasks = groupTasks(groups, ranges, 'mfa', o.params, firstId);
   return { groups, ranges, tasks, ...(o.perLayer ? { blocks: rangeBlocks(groups, ranges, layout) } : {}) };
