@@ -204,6 +204,9 @@ const apiCode = (err: unknown) => (err as NatsError).api_error?.err_code;
 const STREAM_NOT_FOUND = 10059;
 const CONSUMER_NOT_FOUND = 10014;
 
+/** A stream (a KV bucket is one) that does not exist. */
+export const isStreamNotFound = (err: unknown) => apiCode(err) === STREAM_NOT_FOUND;
+
 /** The JetStream manager, or a typed error: no JetStream on that server at all, or none answering now. */
 export async function jetStreamManager(nc: NatsConnection): Promise<JetStreamManager> {
   try {
@@ -244,7 +247,7 @@ export async function ensureQueue(nc: NatsConnection, o: QueueOptions): Promise<
   const jobs = jobsSubject(o.subject);
   const replicas = o.replicas ?? 1;
   const existing = await jsm.streams.info(stream).catch((err) => {
-    if (apiCode(err) === STREAM_NOT_FOUND) return null;
+    if (isStreamNotFound(err)) return null;
     throw err;
   });
   const info: StreamInfo =

@@ -3,7 +3,7 @@ import type { KernelBackend, MfaShardResult, SamplePartials, SampledShardResult,
 import type { Checkpoint } from './io/checkpoint.js';
 import { checkLayerSample, drawPlan } from './nin/sample-plan.js';
 import { sampleDigest, type ReadCells } from './nin/sampled-digest.js';
-import { idStride, sampleShards } from './nin/sample-shards.js';
+import { runSampleShards } from './nin/sample-shards.js';
 import { openModel, readSampledRows } from './nin/sampled-read.js';
 
 export type SampledTask = Extract<ShardTask, { measure: 'sampled' }>;
@@ -19,7 +19,7 @@ export interface SampledShardDeps {
  * A sampled shard on a worker: the worker reads the rows its samples need with the read
  * planner (from its own disk or its own link to the hub), builds each sample's NIN, cuts it as
  * the embedded run does and computes the partials on its pool. Each sample's rows are read
- * once for all its samples; partials of every sample run at once, so the pool stays busy.
+ * once for all its samples; each sample's partials start as soon as it is built (runSampleShards).
  */
 export async function runSampledShard(task: SampledTask, deps: SampledShardDeps): Promise<SampledShardResult> {
   const started = performance.now();
@@ -31,15 +31,11 @@ export async function runSampledShard(task: SampledTask, deps: SampledShardDeps)
     const cells: ReadCells = new Map();
     const rowOf = await readSampledRows(ckpt, layout, plans, cells);
     const cut = { params: task.params, shardsPerSample, perLayer };
-    // Built one after another (map runs each builder to its first await): one edge buffer serves all.
-    const scratch = { buffer: new Float64Array(0) };
-    const running = plans.map(async (plan, k): Promise<SamplePartials> => {
-      const shards = sampleShards(layout, plan, rowOf, cut, k * idStride(layout, cut), scratch);
+    const out = await runSampleShards(layout, plans, rowOf, cut, async (shards, plan): Promise<SamplePartials> => {
       const bytesSha256 = sampleDigest(layout, plan, cells);
       const partials = (await Promise.all(shards.tasks.map((t) => deps.run(t)))) as MfaShardResult[];
       return { sample: plan.sample, bytesSha256, partials, ...(shards.blocks ? { blocks: shards.blocks } : {}) };
     });
-    const out = await Promise.all(running);
     const all = out.flatMap((s) => s.partials);
     const sum = (f: (r: MfaShardResult) => number) => all.reduce((a, r) => a + f(r), 0);
     // A GPU that fell back on some partial is reported as f64: the sums are then f64's.

@@ -7,7 +7,7 @@ import { checkLayerSample, drawPlan, type SamplePlan } from '../../worker/nin/sa
 import type { RowLookup } from '../../worker/nin/sampled-edges.js';
 import { sampledEdges } from '../../worker/nin/sampled-edges.js';
 import { sampleDigest, type ReadCells } from '../../worker/nin/sampled-digest.js';
-import { idStride, sampleShards } from '../../worker/nin/sample-shards.js';
+import { runSampleShards } from '../../worker/nin/sample-shards.js';
 import { openModel, readSampledRows } from '../../worker/nin/sampled-read.js';
 import { matrixTasks } from '../../worker/plan/shard-plan.js';
 import { sampledTasks } from '../plan/sampled-tasks.js';
@@ -190,22 +190,13 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
       // The digests hash exactly the weights each sample's edges come from, so with the cut they
       // fix every shard: the journal is opened before any sample is built.
       journal = await openJournal(path, ckpt, opts, [], { digests: [...digests], shardsPerSample: cut.shardsPerSample, perLayer: cut.perLayer });
-      // Each sample's shards start as soon as it is built, so the pool computes sample k while
-      // this thread builds sample k+1.
-      const running: Array<Promise<MfaShardResult[]>> = [];
-      const scratch = { buffer: new Float64Array(0) };
-      for (const [k, plan] of plans.entries()) {
-        const shards = sampleShards(layout, plan, rowOf, cut, k * idStride(layout, cut), scratch);
+      const blocks: number[][] = [];
+      const results = await runSampleShards(layout, plans, rowOf, cut, (shards) => {
         listener?.({ type: 'planned', shards: shards.tasks.length, edges: shards.groups.offsets[shards.groups.nodes.length] });
-        const results = runShards(shards.tasks, backend, listener, journal) as Promise<MfaShardResult[]>;
-        // Awaited below; a failure here must not surface as unhandled while later samples build.
-        results.catch(() => undefined);
-        running.push(results);
-        perSample.push({ sample: plan.sample, results: [], blocks: shards.blocks ?? [] });
-        // Lets the pool take this sample's shards before the next one is built.
-        await new Promise((r) => setImmediate(r));
-      }
-      (await Promise.all(running)).forEach((results, k) => (perSample[k].results = results));
+        blocks.push(shards.blocks ?? []);
+        return runShards(shards.tasks, backend, listener, journal) as Promise<MfaShardResult[]>;
+      });
+      plans.forEach((plan, k) => perSample.push({ sample: plan.sample, results: results[k], blocks: blocks[k] }));
       bytesRead = ckpt.bytesRead();
     }
     const samples = perSample.map((p) => sampleResult({ ...p, bytesSha256: digests.get(p.sample) }, layout.blocks.length, opts));

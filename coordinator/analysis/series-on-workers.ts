@@ -60,9 +60,8 @@ export async function analyseOnWorkers(
     for (const r of mine) {
       for (const s of r.samples) computed.set(s.sample, sampleResult({ sample: s.sample, results: s.partials, blocks: s.blocks ?? [], bytesSha256: s.bytesSha256 }, r.blockCount, opts));
     }
-    const first = mine[0] ?? (p.found.values().next().value as CachedResult);
-    const layout = 'layout' in first ? first.layout : '';
-    const architecture = first.architecture;
+    // A worker's answer or, when every sample was cached, a cached one: both name the layout.
+    const { layout, architecture } = mine[0] ?? (p.found.values().next().value as CachedResult);
     if (p.id && cache) for (const [sample, result] of computed) await cache.put(p.id, sample, opts, { layout, architecture, result });
     const run = statsOf(mine.flatMap((r) => r.samples.flatMap((s) => s.partials)));
     out.set(p.index, {

@@ -35,7 +35,7 @@ class ShipBytes implements ShardBackend {
 
 const readOpt = async (flag: string, f: unknown) => (typeof f === 'string' ? readPem(flag, f) : undefined);
 
-/** The remote backend the flags ask for, or undefined for the local thread pool. */
+/** The command line being run, and where the backend says what a run should know. */
 export interface Invocation {
   argv: readonly string[];
   command: string;
@@ -82,6 +82,7 @@ function namesLocalFiles(t: ShardTask): boolean {
   return t.input.kind === 'matrix' && !t.input.inline && t.input.parts.some((p) => !isHubRef(p.file));
 }
 
+/** The remote backend the flags ask for, or undefined for the local thread pool. */
 export async function remoteBackend(o: Record<string, string | boolean | undefined>, onEvent: (e: ClusterEvent) => void, invocation: Invocation): Promise<ShardBackend | undefined> {
   if (!o.workers && !o.nats) {
     if (o.shipBytes) throw new UsageError('--ship-bytes needs --workers or --nats');

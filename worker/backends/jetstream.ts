@@ -11,16 +11,17 @@
  * seen by one or the other. After a reconnect the watch is started anew and every waiting key
  * is read again, which covers the results stored while the connection was down.
  */
-import { Events, headers, KvWatchInclude, type KvEntry, type NatsConnection, type NatsError, type QueuedIterator } from 'nats';
+import { Events, headers, KvWatchInclude, type KvEntry, type NatsConnection, type QueuedIterator } from 'nats';
 import { decodeReply, encodeTask } from '../../proto/codec.js';
 import { fromWireError, NeuromfaError, TransportError, UsageError } from '../../proto/errors.js';
 import {
-  deleteLarge, DURABLE, ensureQueue, getLarge, getRun, isSplitHead, jetStreamManager, JS_HEADERS, putLarge, putRun, RESULTS_BUCKET, RUNS_BUCKET,
+  deleteLarge, DURABLE, ensureQueue, isStreamNotFound, getLarge, getRun, isSplitHead, jetStreamManager, JS_HEADERS, putLarge, putRun, RESULTS_BUCKET, RUNS_BUCKET,
   shardKey, streamName, valueLimit, withRetry, type Queue, type QueueOptions, type RunManifest,
 } from '../../proto/jetstream.js';
 import { DEFAULT_SUBJECT } from '../../proto/nats-chunks.js';
 import type { ShardReply, ShardResult, ShardTask } from '../../proto/shard.js';
-import { natsConnect, type NatsConnectOptions } from '../transport/nats-connect.js';
+import { inLanes } from '../io/in-lanes.js';
+import { drainOrClose, natsConnect, type NatsConnectOptions } from '../transport/nats-connect.js';
 import { describeWorkers } from './nats-describe.js';
 import type { ShardBackend, TextCache } from './shard-backend.js';
 
@@ -270,11 +271,19 @@ export class JetStreamBackend implements ShardBackend {
     this.watches++;
     this.watcher?.stop();
     for (const set of [...this.waiters.values()]) for (const w of [...set]) w.fail(new TransportError(`${this.name}: closed with the shard still queued`));
-    if (this.nc.isClosed()) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.nc.drain().catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
-    clearTimeout(timer);
-    if (!this.nc.isClosed()) await this.nc.close();
+    await drainOrClose(this.nc);
+  }
+
+  /** A run's manifest (its command line, directory and shard keys), read without joining the run. */
+  static async manifest(o: NatsConnectOptions & { runId: string }): Promise<RunManifest> {
+    const nc = await natsConnect(o);
+    try {
+      // First, for its typed error on a server without JetStream.
+      await jetStreamManager(nc);
+      return await readManifest(nc, o.runId);
+    } finally {
+      await nc.close();
+    }
   }
 
   /** A run's progress, read from the manifest, the results bucket and the consumer; joins nothing, changes nothing. */
@@ -282,25 +291,25 @@ export class JetStreamBackend implements ShardBackend {
     const nc = await natsConnect(o);
     try {
       const jsm = await jetStreamManager(nc);
-      const bind = (name: string) => nc.jetstream().views.kv(name, { bindOnly: true });
-      const missing = (err: unknown) => ((err as NatsError).api_error?.err_code === 10059 ? null : Promise.reject(err));
-      const manifest = await getRun(await bind(RUNS_BUCKET), o.runId).catch(missing);
-      if (!manifest) throw new UsageError(`run ${o.runId}: no such run on NATS ${nc.getServer()} (bucket ${RUNS_BUCKET})`);
-      const results = await bind(RESULTS_BUCKET);
+      const manifest = await readManifest(nc, o.runId);
+      const results = await nc.jetstream().views.kv(RESULTS_BUCKET, { bindOnly: true });
       const answers = { done: 0, failed: 0 };
-      let next = 0;
-      const count = async () => {
-        while (next < manifest.keys.length) {
-          const e = await results.get(manifest.keys[next++]);
-          // A split value is a result: error replies are one line, far below max_payload.
-          if (e?.operation === 'PUT') answers[isSplitHead(e.value) || decodeReply(e.value).ok ? 'done' : 'failed']++;
-        }
-      };
-      await Promise.all(Array.from({ length: 16 }, count));
+      await inLanes(manifest.keys.length, 16, async (k) => {
+        const e = await results.get(manifest.keys[k]);
+        // A split value is a result: error replies are one line, far below max_payload.
+        if (e?.operation === 'PUT') answers[isSplitHead(e.value) || decodeReply(e.value).ok ? 'done' : 'failed']++;
+      });
       const ci = await jsm.consumers.info(streamName(o.subject), DURABLE);
       return { manifest, total: manifest.keys.length, ...answers, pending: ci.num_pending + ci.num_ack_pending, redelivered: ci.num_redelivered };
     } finally {
       await nc.close();
     }
   }
+}
+
+async function readManifest(nc: NatsConnection, runId: string): Promise<RunManifest> {
+  const runs = nc.jetstream().views.kv(RUNS_BUCKET, { bindOnly: true });
+  const manifest = await runs.then((kv) => getRun(kv, runId)).catch((err: unknown) => (isStreamNotFound(err) ? null : Promise.reject(err)));
+  if (!manifest) throw new UsageError(`run ${runId}: no such run on NATS ${nc.getServer()} (bucket ${RUNS_BUCKET})`);
+  return manifest;
 }

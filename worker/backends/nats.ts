@@ -19,7 +19,7 @@ import { fromWireError, InputError, TransportError } from '../../proto/errors.js
 import type { WorkerDescription } from '../../proto/describe.js';
 import { chunkBytes, DEFAULT_SUBJECT, HEADERS, headerInt, Reassembly, splitChunks } from '../../proto/nats-chunks.js';
 import type { ShardResult, ShardTask } from '../../proto/shard.js';
-import { natsConnect, type NatsConnectOptions } from '../transport/nats-connect.js';
+import { drainOrClose, natsConnect, type NatsConnectOptions } from '../transport/nats-connect.js';
 import type { ShardBackend } from './shard-backend.js';
 
 export interface NatsBackendOptions {
@@ -275,11 +275,7 @@ export class NatsBackend implements ShardBackend {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.watchTimer);
-    if (!this.ownsConnection || this.nc.isClosed()) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.nc.drain().catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, 2000)))]);
-    clearTimeout(timer);
-    if (!this.nc.isClosed()) await this.nc.close();
+    if (this.ownsConnection) await drainOrClose(this.nc);
   }
 }
 

@@ -22,16 +22,35 @@ export interface SampleShards {
 }
 
 /** Ids a sample's shards take: every cut at a block boundary adds at most one shard. */
-export const idStride = (layout: Layout, o: SampleShardOptions) => o.shardsPerSample + (o.perLayer ? layout.blocks.length : 0);
+const idStride = (layout: Layout, o: SampleShardOptions) => o.shardsPerSample + (o.perLayer ? layout.blocks.length : 0);
 
 /**
  * A sample's NIN cut into node-range shards. The embedded run and a worker's sampled shard
  * both cut here, so their partials — and the sums merged from them — are the same bit for bit.
  */
-export function sampleShards(layout: Layout, plan: SamplePlan, rowOf: RowLookup, o: SampleShardOptions, firstId: number, scratch?: EdgeScratch): SampleShards {
+function sampleShards(layout: Layout, plan: SamplePlan, rowOf: RowLookup, o: SampleShardOptions, firstId: number, scratch: EdgeScratch): SampleShards {
   // groupBySource copies the weights of a plain (not shared) buffer: the scratch is free again after it.
   const groups = groupBySource(edgesFromRows(sampledEdges(layout, plan, rowOf, scratch)));
   const ranges = o.perLayer ? blockShardRanges(groups, o.shardsPerSample, layout) : groupRanges(groups, o.shardsPerSample);
   const tasks = groupTasks(groups, ranges, 'mfa', o.params, firstId);
   return { groups, ranges, tasks, ...(o.perLayer ? { blocks: rangeBlocks(groups, ranges, layout) } : {}) };
+}
+
+/**
+ * Each sample cut in turn (one edge buffer serves them all) and its shards handed to `run` at
+ * once, so the pool computes sample k while sample k+1 is built. The embedded run and a
+ * worker's sampled shard both go through here; results come back in sample order.
+ */
+export async function runSampleShards<T>(layout: Layout, plans: readonly SamplePlan[], rowOf: RowLookup, o: SampleShardOptions, run: (shards: SampleShards, plan: SamplePlan) => Promise<T>): Promise<T[]> {
+  const scratch = { buffer: new Float64Array(0) };
+  const running: Array<Promise<T>> = [];
+  for (const [k, plan] of plans.entries()) {
+    const done = run(sampleShards(layout, plan, rowOf, o, k * idStride(layout, o), scratch), plan);
+    // Awaited below; a failure must not surface as unhandled while later samples are built.
+    done.catch(() => undefined);
+    running.push(done);
+    // Lets the pool take this sample's shards before the next one is built.
+    await new Promise((r) => setImmediate(r));
+  }
+  return Promise.all(running);
 }

@@ -44,3 +44,12 @@ export async function natsConnect(o: NatsConnectOptions): Promise<NatsConnection
     throw new TransportError(`NATS ${servers}: cannot connect (${(err as Error).message})`, { cause: err });
   }
 }
+
+/** Drains a connection (its subscriptions flush and close), or closes it when draining takes over `ms` (no server now). */
+export async function drainOrClose(nc: NatsConnection, ms = 2000): Promise<void> {
+  if (nc.isClosed()) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([nc.drain().catch(() => {}), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
+  if (!nc.isClosed()) await nc.close();
+}

@@ -9,7 +9,7 @@ export async function run(ctx: CliContext, [run]: string[], o: CommandOptions): 
   const runId = checkRunId(run);
   // Loaded once the run id is checked: a bad one is one line without loading the NATS client.
   const { JetStreamBackend } = await import('../../../worker/backends/jetstream.js');
-  const { manifest } = await JetStreamBackend.status({ ...(await queueConnection(o)), runId });
+  const manifest = await JetStreamBackend.manifest({ ...(await queueConnection(o)), runId });
   if (manifest.argv.length === 0) throw new UsageError(`run ${runId} recorded no command line to collect with`);
   // Relative paths and --out in the command line are the run's own: go where it ran, when that exists here.
   if (existsSync(manifest.cwd)) process.chdir(manifest.cwd);
