@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { KernelBackend, MfaShardResult, SamplePartials, SampledShardResult, ShardResult, ShardTask } from '../proto/shard.js';
 import type { Checkpoint } from './io/checkpoint.js';
 import { checkLayerSample, drawPlan } from './nin/sample-plan.js';
-import { sampleDigest, type ReadCells } from './nin/sampled-digest.js';
+import { sampleDigest } from './nin/sampled-digest.js';
 import { runSampleShards } from './nin/sample-shards.js';
 import { openModel, readSampledRows } from './nin/sampled-read.js';
 
@@ -28,12 +28,13 @@ export async function runSampledShard(task: SampledTask, deps: SampledShardDeps)
   try {
     checkLayerSample(layout, layerSample);
     const plans = samples.map((s) => drawPlan(layout, s));
-    const cells: ReadCells = new Map();
-    const rowOf = await readSampledRows(ckpt, layout, plans, cells);
+    const cells = await readSampledRows(ckpt, layout, plans);
     const cut = { params: task.params, shardsPerSample, perLayer };
-    const out = await runSampleShards(layout, plans, rowOf, cut, async (shards, plan): Promise<SamplePartials> => {
+    const out = await runSampleShards(layout, plans, cells, cut, async (shards, plan): Promise<SamplePartials> => {
+      const running = Promise.all(shards.tasks.map((t) => deps.run(t)));
+      // Taken while the sample's partials run on the pool.
       const bytesSha256 = sampleDigest(layout, plan, cells);
-      const partials = (await Promise.all(shards.tasks.map((t) => deps.run(t)))) as MfaShardResult[];
+      const partials = (await running) as MfaShardResult[];
       return { sample: plan.sample, bytesSha256, partials, ...(shards.blocks ? { blocks: shards.blocks } : {}) };
     });
     const all = out.flatMap((s) => s.partials);

@@ -4,11 +4,10 @@ import type { ShardBackend } from '../../worker/backends/shard-backend.js';
 import type { Checkpoint } from '../../worker/io/checkpoint.js';
 import type { Layout } from '../../worker/nin/layouts.js';
 import { checkLayerSample, drawPlan, type SamplePlan } from '../../worker/nin/sample-plan.js';
-import type { RowLookup } from '../../worker/nin/sampled-edges.js';
 import { sampledEdges } from '../../worker/nin/sampled-edges.js';
-import { sampleDigest, type ReadCells } from '../../worker/nin/sampled-digest.js';
+import { sampleDigest } from '../../worker/nin/sampled-digest.js';
 import { runSampleShards } from '../../worker/nin/sample-shards.js';
-import { openModel, readSampledRows } from '../../worker/nin/sampled-read.js';
+import { openModel, readSampledRows, type ReadCells } from '../../worker/nin/sampled-read.js';
 import { matrixTasks } from '../../worker/plan/shard-plan.js';
 import { sampledTasks } from '../plan/sampled-tasks.js';
 import { forWorkers, workerModelRef } from '../plan/worker-models.js';
@@ -94,8 +93,8 @@ export async function modelEdgeLists(path: string, samples: number[], layerSampl
   try {
     checkLayerSample(layout, layerSample);
     const plans = samples.map((s) => drawPlan(layout, s));
-    const rowOf = await readSampledRows(ckpt, layout, plans);
-    return { layout, plans, edges: plans.map((p) => sampledEdges(layout, p, rowOf)) };
+    const cells = await readSampledRows(ckpt, layout, plans);
+    return { layout, plans, edges: plans.map((p) => sampledEdges(layout, p, cells)) };
   } finally {
     await ckpt.close();
   }
@@ -106,7 +105,7 @@ export interface OpenedModel {
   started: number;
   ckpt: Checkpoint;
   layout: Layout;
-  sampled?: { plans: SamplePlan[]; cells: ReadCells; rowOf: RowLookup };
+  sampled?: { plans: SamplePlan[]; cells: ReadCells };
 }
 
 /**
@@ -123,9 +122,8 @@ export async function openForAnalysis(path: string, opts: AnalyzeOptions, listen
     // The workers read the rows: only the headers were read here, to plan and to pin the commit.
     if (opts.workersRead) return { started, ckpt, layout };
     const plans = opts.samples.map((s) => drawPlan(layout, s));
-    const cells: ReadCells = new Map();
-    const rowOf = await readSampledRows(ckpt, layout, plans, cells, (tensors, of, bytes) => listener?.({ type: 'read', tensors, of, bytes }));
-    return { started, ckpt, layout, sampled: { plans, cells, rowOf } };
+    const cells = await readSampledRows(ckpt, layout, plans, (tensors, of, bytes) => listener?.({ type: 'read', tensors, of, bytes }));
+    return { started, ckpt, layout, sampled: { plans, cells } };
   } catch (err) {
     await ckpt.close();
     throw err;
@@ -184,17 +182,22 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
       }
       notes.push(`the workers read the checkpoint themselves (${tasks.length} sampled shard${tasks.length > 1 ? 's' : ''} naming ${model})`);
     } else {
-      const { plans, cells, rowOf } = sampled!;
-      plans.forEach((plan) => digests.set(plan.sample, sampleDigest(layout, plan, cells)));
+      const { plans, cells } = sampled!;
       const cut = { params: opts.params, shardsPerSample: opts.shardsPerSample, perLayer: Boolean(opts.perLayer) };
-      // The digests hash exactly the weights each sample's edges come from, so with the cut they
-      // fix every shard: the journal is opened before any sample is built.
-      journal = await openJournal(path, ckpt, opts, [], { digests: [...digests], shardsPerSample: cut.shardsPerSample, perLayer: cut.perLayer });
+      if (opts.journal) {
+        // The digests hash exactly the weights each sample's edges come from, so with the cut they
+        // fix every shard: the journal is opened before any sample is built.
+        plans.forEach((plan) => digests.set(plan.sample, sampleDigest(layout, plan, cells)));
+        journal = await openJournal(path, ckpt, opts, [], { digests: [...digests], shardsPerSample: cut.shardsPerSample, perLayer: cut.perLayer });
+      }
       const blocks: number[][] = [];
-      const results = await runSampleShards(layout, plans, rowOf, cut, (shards) => {
+      const results = await runSampleShards(layout, plans, cells, cut, (shards, plan) => {
         listener?.({ type: 'planned', shards: shards.tasks.length, edges: shards.groups.offsets[shards.groups.nodes.length] });
         blocks.push(shards.blocks ?? []);
-        return runShards(shards.tasks, backend, listener, journal) as Promise<MfaShardResult[]>;
+        const done = runShards(shards.tasks, backend, listener, journal) as Promise<MfaShardResult[]>;
+        // Without a journal to name the run, each digest is taken while its sample's shards run.
+        if (!digests.has(plan.sample)) digests.set(plan.sample, sampleDigest(layout, plan, cells));
+        return done;
       });
       plans.forEach((plan, k) => perSample.push({ sample: plan.sample, results: results[k], blocks: blocks[k] }));
       bytesRead = ckpt.bytesRead();

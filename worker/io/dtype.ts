@@ -61,15 +61,22 @@ export function bf16BitsToNumber(bits: number): number {
 // Node ships on is little-endian, but a big-endian host falls back to DataView reads.
 const HOST_LE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-let f16Table: Float64Array | undefined;
-/** 512 KiB, built on first F16 decode only: most checkpoints are F32 or BF16. */
-function f16Lookup(): Float64Array {
-  if (!f16Table) {
-    f16Table = new Float64Array(65536);
-    for (let b = 0; b < 65536; b++) f16Table[b] = f16BitsToNumber(b);
+const tables16 = new Map<'F16' | 'BF16', Float64Array>();
+/**
+ * Every value of a 16-bit float dtype by its bit pattern: 512 KiB, built on first use only
+ * (most checkpoints are F32 or BF16), then a decode is one load.
+ */
+export function table16(dtype: 'F16' | 'BF16'): Float64Array {
+  let table = tables16.get(dtype);
+  if (!table) {
+    table = new Float64Array(65536);
+    const decode = dtype === 'F16' ? f16BitsToNumber : bf16BitsToNumber;
+    for (let b = 0; b < 65536; b++) table[b] = decode(b);
+    tables16.set(dtype, table);
   }
-  return f16Table;
+  return table;
 }
+const f16Lookup = () => table16('F16');
 
 /** Typed-array views need byteOffset % size === 0; rows cut from a file buffer may not be. */
 function aligned(bytes: Uint8Array, size: number): Uint8Array {
@@ -113,30 +120,23 @@ export function decodeFloats(dtype: DType, bytes: Uint8Array): Float64Array {
   return out;
 }
 
+/** Stored elements as typed values: 16-bit patterns with the table that decodes them, or float32/float64 as they are. */
+export interface StoredValues {
+  values: Uint16Array | Float32Array | Float64Array;
+  /** For F16/BF16: value = table[values[i]]. */
+  table: Float64Array | null;
+}
+
 /**
- * Element i of a little-endian `dtype` buffer, decoded on demand: a sampled NIN needs a few
- * elements of each row it reads, so decoding whole rows would waste most of the work.
+ * A view of little-endian `dtype` elements for hot loops that decode a few of many (a sampled
+ * NIN uses 32 columns of a 1024-wide row): no copy, no per-element closure.
  */
-export function elementReader(dtype: DType, bytes: Uint8Array): (i: number) => number {
+export function storedValues(dtype: DType, bytes: Uint8Array): StoredValues {
+  if (!HOST_LE) return { values: decodeFloats(dtype, bytes), table: null };
   const size = dtype === 'F64' ? 8 : dtype === 'F32' ? 4 : 2;
   const a = aligned(bytes, size);
   const n = a.length / size;
-  if (!HOST_LE) {
-    const all = decodeFloats(dtype, bytes);
-    return (i) => all[i];
-  }
-  if (dtype === 'F64') {
-    const v = new Float64Array(a.buffer, a.byteOffset, n);
-    return (i) => v[i];
-  }
-  if (dtype === 'F32') {
-    const v = new Float32Array(a.buffer, a.byteOffset, n);
-    return (i) => v[i];
-  }
-  const u16 = new Uint16Array(a.buffer, a.byteOffset, n);
-  if (dtype === 'F16') {
-    const table = f16Lookup();
-    return (i) => table[u16[i]];
-  }
-  return (i) => bf16BitsToNumber(u16[i]);
+  if (dtype === 'F64') return { values: new Float64Array(a.buffer, a.byteOffset, n), table: null };
+  if (dtype === 'F32') return { values: new Float32Array(a.buffer, a.byteOffset, n), table: null };
+  return { values: new Uint16Array(a.buffer, a.byteOffset, n), table: table16(dtype) };
 }

@@ -60,7 +60,7 @@ export async function readPlanned(wanted: readonly WantedRange[], link: () => Li
  * Copies a request's chunks into the wanted ranges [first, last) it covers. Chunks come in
  * order; one before the cursor (a retry starting over) rewinds it.
  */
-function deliverer(wanted: readonly WantedRange[], first: number, last: number): (at: number, chunk: Uint8Array) => void {
+export function deliverer(wanted: readonly WantedRange[], first: number, last: number): (at: number, chunk: Uint8Array) => void {
   let k = first;
   return (from, chunk) => {
     const to = from + chunk.length;

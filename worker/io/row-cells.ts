@@ -34,6 +34,7 @@ export async function readRowCells(t: TensorInfo, rows: Int32Array, cols: Int32A
     return out;
   }
   const { starts, ends } = rowRanges(t.start, rowBytes, rows, MAX_WANTED_PIECE);
+  const words = wordsOf(out, e);
   const wanted: WantedRange[] = [];
   for (let i = 0, k0 = 0; i < starts.length; i++) {
     const first = k0;
@@ -46,14 +47,51 @@ export async function readRowCells(t: TensorInfo, rows: Int32Array, cols: Int32A
       take: (at, piece) => {
         const from = at - base;
         const to = from + piece.length;
+        const pieceWords = words && bufferWords(piece, words.BYTES_PER_ELEMENT);
+        const size = words ? words.BYTES_PER_ELEMENT : 1;
         for (let r = Math.floor(from / rowBytes); r * rowBytes < to; r++) {
-          pickRow(piece, r * rowBytes - from, cols, e, out, (first + r) * width, Math.max(0, from - r * rowBytes), Math.min(rowBytes, to - r * rowBytes));
+          const rowAt = r * rowBytes - from;
+          const wordAt = piece.byteOffset + rowAt;
+          // Whole rows (the usual case) are copied a word at a time, cut ones byte by byte.
+          if (pieceWords && rowAt >= 0 && rowAt + rowBytes <= piece.length && wordAt % size === 0) pickWords(pieceWords, wordAt / size, cols, e / size, words!, ((first + r) * width) / size);
+          else pickRow(piece, rowAt, cols, e, out, (first + r) * width, Math.max(0, from - r * rowBytes), Math.min(rowBytes, to - r * rowBytes));
         }
       },
     });
   }
   await readRangesOf(t.source, wanted);
   return out;
+}
+
+/** A 16- or 32-bit word view of `bytes` for copying elements of `e` bytes, where alignment allows one. */
+function wordsOf(bytes: Uint8Array, e: number): Uint16Array | Uint32Array | null {
+  const size = e === 2 ? 2 : e % 4 === 0 ? 4 : 0;
+  if (size === 0 || bytes.byteOffset % size !== 0) return null;
+  const n = Math.floor(bytes.length / size);
+  return size === 2 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint32Array(bytes.buffer, bytes.byteOffset, n);
+}
+
+/** The last word view made of a piece's whole buffer: a local read's pieces all lie in one reused block. */
+let viewed: { buffer: ArrayBufferLike; size: number; words: Uint16Array | Uint32Array } | undefined;
+
+function bufferWords(piece: Uint8Array, size: number): Uint16Array | Uint32Array {
+  if (viewed?.buffer !== piece.buffer || viewed.size !== size) {
+    const n = Math.floor(piece.buffer.byteLength / size);
+    viewed = { buffer: piece.buffer, size, words: size === 2 ? new Uint16Array(piece.buffer, 0, n) : new Uint32Array(piece.buffer, 0, n) };
+  }
+  return viewed.words;
+}
+
+/** The cells of one whole row, `per` words each: element cols[c] of the row at word `rowAt`. */
+function pickWords(piece: Uint16Array | Uint32Array, rowAt: number, cols: Int32Array, per: number, out: Uint16Array | Uint32Array, outAt: number): void {
+  if (per === 1) {
+    for (let c = 0; c < cols.length; c++) out[outAt + c] = piece[rowAt + cols[c]];
+    return;
+  }
+  for (let c = 0; c < cols.length; c++) {
+    const from = rowAt + cols[c] * per;
+    for (let w = 0; w < per; w++) out[outAt + c * per + w] = piece[from + w];
+  }
 }
 
 /**

@@ -15,21 +15,42 @@ export interface CellBlock {
 
 export type SampleCells = Map<string, CellBlock[]>;
 
-const sortedDistinct = (v: Iterable<number>) => Int32Array.from(new Set(v)).sort();
+/** Sorted distinct values (a sample's sets are a few hundred indices: typed sorts, no Sets). */
+export function sortedDistinct(v: Int32Array): Int32Array {
+  const s = v.slice().sort();
+  let u = 0;
+  for (let i = 0; i < s.length; i++) if (i === 0 || s[i] !== s[i - 1]) s[u++] = s[i];
+  return s.subarray(0, u);
+}
+
+/** The sorted distinct union of several value lists. */
+export function sortedUnion(lists: readonly Int32Array[]): Int32Array {
+  if (lists.length === 1) return sortedDistinct(lists[0]);
+  const all = new Int32Array(lists.reduce((a, l) => a + l.length, 0));
+  let at = 0;
+  for (const l of lists) {
+    all.set(l, at);
+    at += l.length;
+  }
+  return sortedDistinct(all);
+}
 
 export function sampleCells(layout: Layout, plan: SamplePlan, into: SampleCells = new Map()): SampleCells {
   layout.blocks.forEach((block, b) => {
     for (const st of block.stages) {
       if (st.kind !== 'matrix') continue;
-      const X = setFor(plan, b, st.x);
-      const local = st.matrix.parts.map(() => [] as number[]);
-      for (const j of setFor(plan, b, st.y)) {
+      const X = sortedDistinct(setFor(plan, b, st.x));
+      const Y = setFor(plan, b, st.y);
+      const local = st.matrix.parts.map(() => new Int32Array(Y.length));
+      const filled = new Int32Array(st.matrix.parts.length);
+      for (const j of Y) {
         const { index, row } = partOf(st.matrix, j);
-        local[index].push(row);
+        local[index][filled[index]++] = row;
       }
       st.matrix.parts.forEach((part, p) => {
-        if (local[p].length === 0) return;
-        const cell = part.transposed ? { rows: sortedDistinct(X), cols: sortedDistinct(local[p]) } : { rows: sortedDistinct(local[p]), cols: sortedDistinct(X) };
+        if (filled[p] === 0) return;
+        const mine = sortedDistinct(local[p].subarray(0, filled[p]));
+        const cell = part.transposed ? { rows: X, cols: mine } : { rows: mine, cols: X };
         const list = into.get(part.tensor);
         if (list) list.push(cell);
         else into.set(part.tensor, [cell]);
@@ -41,13 +62,5 @@ export function sampleCells(layout: Layout, plan: SamplePlan, into: SampleCells 
 
 /** The rows and the union of columns of a tensor's blocks, each sorted: what to read. */
 export function cellSpan(blocks: readonly CellBlock[]): { rows: Int32Array; cols: Int32Array } {
-  return { rows: sortedDistinct(blocks.flatMap((b) => Array.from(b.rows))), cols: sortedDistinct(blocks.flatMap((b) => Array.from(b.cols))) };
-}
-
-/** Row → its columns (sorted), over every block: the cells of one tensor row by row. */
-export function cellsByRow(blocks: readonly CellBlock[]): Array<[number, Int32Array]> {
-  if (blocks.length === 1) return Array.from(blocks[0].rows, (r) => [r, blocks[0].cols]);
-  const byRow = new Map<number, number[]>();
-  for (const b of blocks) for (const r of b.rows) byRow.set(r, [...(byRow.get(r) ?? []), ...b.cols]);
-  return [...byRow].sort((a, b) => a[0] - b[0]).map(([r, c]) => [r, sortedDistinct(c)]);
+  return { rows: sortedUnion(blocks.map((b) => b.rows)), cols: sortedUnion(blocks.map((b) => b.cols)) };
 }

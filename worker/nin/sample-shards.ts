@@ -1,11 +1,11 @@
 import type { MfaParams, ShardTask } from '../../proto/shard.js';
-import { edgesFromRows } from '../io/edge-list.js';
 import { blockShardRanges, rangeBlocks } from '../plan/block-ranges.js';
-import { groupBySource, type EdgeGroups } from '../plan/edge-groups.js';
+import type { EdgeGroups } from '../plan/edge-groups.js';
 import { groupRanges, groupTasks } from '../plan/shard-plan.js';
 import type { Layout } from './layouts.js';
 import type { SamplePlan } from './sample-plan.js';
-import { sampledEdges, type EdgeScratch, type RowLookup } from './sampled-edges.js';
+import { sampledGroups } from './sampled-edges.js';
+import type { ReadCells } from './sampled-read.js';
 
 export interface SampleShardOptions {
   params: MfaParams;
@@ -28,24 +28,22 @@ const idStride = (layout: Layout, o: SampleShardOptions) => o.shardsPerSample + 
  * A sample's NIN cut into node-range shards. The embedded run and a worker's sampled shard
  * both cut here, so their partials — and the sums merged from them — are the same bit for bit.
  */
-function sampleShards(layout: Layout, plan: SamplePlan, rowOf: RowLookup, o: SampleShardOptions, firstId: number, scratch: EdgeScratch): SampleShards {
-  // groupBySource copies the weights of a plain (not shared) buffer: the scratch is free again after it.
-  const groups = groupBySource(edgesFromRows(sampledEdges(layout, plan, rowOf, scratch)));
+function sampleShards(layout: Layout, plan: SamplePlan, cells: ReadCells, o: SampleShardOptions, firstId: number): SampleShards {
+  const groups = sampledGroups(layout, plan, cells);
   const ranges = o.perLayer ? blockShardRanges(groups, o.shardsPerSample, layout) : groupRanges(groups, o.shardsPerSample);
   const tasks = groupTasks(groups, ranges, 'mfa', o.params, firstId);
   return { groups, ranges, tasks, ...(o.perLayer ? { blocks: rangeBlocks(groups, ranges, layout) } : {}) };
 }
 
 /**
- * Each sample cut in turn (one edge buffer serves them all) and its shards handed to `run` at
+ * Each sample cut in turn and its shards handed to `run` at
  * once, so the pool computes sample k while sample k+1 is built. The embedded run and a
  * worker's sampled shard both go through here; results come back in sample order.
  */
-export async function runSampleShards<T>(layout: Layout, plans: readonly SamplePlan[], rowOf: RowLookup, o: SampleShardOptions, run: (shards: SampleShards, plan: SamplePlan) => Promise<T>): Promise<T[]> {
-  const scratch = { buffer: new Float64Array(0) };
+export async function runSampleShards<T>(layout: Layout, plans: readonly SamplePlan[], cells: ReadCells, o: SampleShardOptions, run: (shards: SampleShards, plan: SamplePlan) => Promise<T>): Promise<T[]> {
   const running: Array<Promise<T>> = [];
   for (const [k, plan] of plans.entries()) {
-    const done = run(sampleShards(layout, plan, rowOf, o, k * idStride(layout, o), scratch), plan);
+    const done = run(sampleShards(layout, plan, cells, o, k * idStride(layout, o)), plan);
     // Awaited below; a failure must not surface as unhandled while later samples are built.
     done.catch(() => undefined);
     running.push(done);

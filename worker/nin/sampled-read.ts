@@ -1,12 +1,28 @@
 import { openCheckpoint, type Checkpoint } from '../io/checkpoint.js';
-import { bytesPerElement, elementReader } from '../io/dtype.js';
+import { bytesPerElement, storedValues, type StoredValues } from '../io/dtype.js';
 import { readRowCells } from '../io/row-cells.js';
 import { requireFloatTensor, rowBytesOf } from '../io/safetensors.js';
 import { layoutFor, type Layout } from './layouts.js';
 import type { SamplePlan } from './sample-plan.js';
 import { cellSpan, sampleCells, type SampleCells } from './sample-cells.js';
-import type { RowLookup } from './sampled-edges.js';
-import type { ReadCells, TensorCells } from './sampled-digest.js';
+
+/**
+ * The stored elements read of one tensor: rows × cols cells of elementBytes raw bytes each,
+ * row-major, with dense lookups so building a NIN finds a cell with two loads.
+ */
+export interface TensorCells extends StoredValues {
+  rows: Int32Array;
+  cols: Int32Array;
+  elementBytes: number;
+  raw: Uint8Array;
+  /** Tensor row → its index in `rows`, −1 where not read. */
+  rowAt: Int32Array;
+  /** Tensor column → its index in `cols`, −1 where not kept. */
+  slotOf: Int32Array;
+}
+
+/** By tensor name: what readSampledRows kept. */
+export type ReadCells = Map<string, TensorCells>;
 
 /** Rows of `of` tensors read so far, `bytes` of them: from the hub this is most of a sampled run. */
 export type ReadProgress = (tensors: number, of: number, bytes: number) => void;
@@ -22,38 +38,33 @@ export async function openModel(path: string, layerSample: number, open: (path: 
   }
 }
 
+function indexOf(values: Int32Array, size: number): Int32Array {
+  const at = new Int32Array(size).fill(-1);
+  for (let k = 0; k < values.length; k++) at[values[k]] = k;
+  return at;
+}
+
 /**
  * Reads the stored elements the samples use (each row once, however many samples use it),
- * keeping only those cells of each row; elements are decoded on demand. The coordinator runs
- * this for an embedded analysis, a worker for a sampled shard (sampled-shard.ts).
+ * keeping only those cells of each row. The coordinator runs this for an embedded analysis,
+ * a worker for a sampled shard (sampled-shard.ts).
  */
-export async function readSampledRows(ckpt: Checkpoint, layout: Layout, plans: readonly SamplePlan[], cellsOut?: ReadCells, onRead?: ReadProgress): Promise<RowLookup> {
+export async function readSampledRows(ckpt: Checkpoint, layout: Layout, plans: readonly SamplePlan[], onRead?: ReadProgress): Promise<ReadCells> {
   const wanted: SampleCells = new Map();
   for (const plan of plans) sampleCells(layout, plan, wanted);
-  const rows = new Map<string, Map<number, (col: number) => number>>();
+  const cells: ReadCells = new Map();
   let tensors = 0;
   let bytes = 0;
   await Promise.all(
-    Array.from(wanted, async ([tensor, cellsOfRow]) => {
+    Array.from(wanted, async ([tensor, blocks]) => {
       const info = ckpt.tensors.get(tensor)!;
       const dtype = requireFloatTensor(info);
-      const span = cellSpan(cellsOfRow);
+      const span = cellSpan(blocks);
       const raw = await readRowCells(info, span.rows, span.cols);
-      const e = bytesPerElement(dtype)!;
-      const cells: TensorCells = { ...span, elementBytes: e, raw };
-      cellsOut?.set(tensor, cells);
+      cells.set(tensor, { ...span, elementBytes: bytesPerElement(dtype)!, raw, rowAt: indexOf(span.rows, info.shape[0]), slotOf: indexOf(span.cols, info.shape[1]), ...storedValues(dtype, raw) });
       bytes += span.rows.length * rowBytesOf(info);
       onRead?.(++tensors, wanted.size, bytes);
-      const slotOf = new Int32Array(info.shape[1]).fill(-1);
-      span.cols.forEach((c, k) => (slotOf[c] = k));
-      const width = span.cols.length * e;
-      const decoded = new Map<number, (col: number) => number>();
-      span.rows.forEach((r, k) => {
-        const read = elementReader(dtype, raw.subarray(k * width, (k + 1) * width));
-        decoded.set(r, (col) => read(slotOf[col]));
-      });
-      rows.set(tensor, decoded);
     }),
   );
-  return (t, r) => rows.get(t)!.get(r)!;
+  return cells;
 }
