@@ -53,65 +53,137 @@ class Growable {
  */
 export function boxMassFromGroups(weights: Float64Array, groupOffsets: Uint32Array, p: BucketParams, stride = 1): BoxMass {
   const nodes = groupOffsets.length - 1;
-  const scale = bucketScale(p.decimals);
-  const T = p.threshold;
   const { lo, hi } = bucketRange(p);
-  // A narrow bucket range (the usual decimals 0-2) is counted per node in a reused dense
-  // array — linear in degree; a wide one falls back to sorting the node's buckets.
-  const dense = hi - lo + 1 <= DENSE_BUCKETS ? new Uint32Array(hi - lo + 1) : null;
-  const offsets = new Uint32Array(nodes + 1);
-  const kept = new Uint32Array(nodes);
-  const out = new Growable(groupOffsets[nodes] >> 2);
+  // A node has at most one entry per weight: outputs sized by that bound are never grown
+  // (pages past what is written are never touched, so the bound costs address space only).
+  const capacity = groupOffsets[nodes] - groupOffsets[0];
+  const out: BoxMass = {
+    nodes,
+    offsets: new Uint32Array(nodes + 1),
+    buckets: new Int32Array(capacity),
+    cum: new Uint32Array(capacity),
+    kept: new Uint32Array(nodes),
+    edges: 0,
+    skippedNonFinite: 0,
+  };
+  const scan = { weights, groupOffsets, stride, threshold: p.threshold, scale: bucketScale(p.decimals), lo, out };
+  const used = hi - lo + 1 <= DENSE_BUCKETS ? countMarked(scan, hi - lo + 1) : countSorted(scan);
+  out.buckets = out.buckets.subarray(0, used);
+  out.cum = out.cum.subarray(0, used);
+  return out;
+}
+
+/** What both per-node counting strategies read and fill. */
+interface GroupScan {
+  weights: Float64Array;
+  groupOffsets: Uint32Array;
+  stride: number;
+  threshold: number;
+  scale: number;
+  lo: number;
+  out: BoxMass;
+}
+
+/** Per-thread scratch, grown on demand: counts per bucket and a bitmap of the buckets hit. */
+let counts = new Uint32Array(0);
+let marks = new Int32Array(0);
+
+/**
+ * Narrow bucket grids: each kept distance increments its bucket's count and sets its bit;
+ * the node's entries are then read off the set bits in ascending order (count trailing
+ * zeros), so the work is edges + distinct buckets + bitmap words, never the whole grid.
+ * Counts and bits are cleared as they are read, ready for the next node.
+ */
+function countMarked({ weights, groupOffsets, stride, threshold: T, scale, lo, out }: GroupScan, range: number): number {
+  if (counts.length < range) counts = new Uint32Array(range);
+  if (marks.length < (range + 31) >> 5) marks = new Int32Array((range + 31) >> 5);
+  const cnt = counts;
+  const bits = marks;
+  const { offsets, buckets, cum, kept } = out;
+  const nodes = kept.length;
+  // rint for 0 <= x < 2^52 without a branch: x + 2^52 has no fraction bits, so the addition
+  // itself rounds x to an integer, half to even. (Math.round costs a mispredicted branch per
+  // edge here, and a double-typed bucket slows every later use of it.)
+  const shift = 4503599627370496;
+  let used = 0;
+  let zeros = 0;
+  let skipped = 0;
+  for (let i = 0; i < nodes; i++) {
+    const e1 = groupOffsets[i + 1] * stride;
+    let k = 0;
+    let wMin = range;
+    let wMax = -1;
+    for (let e = groupOffsets[i] * stride; e < e1; e += stride) {
+      const a = Math.abs(weights[e]);
+      // NaN, ±Inf (d = NaN, 0) and zero (d = Inf) all fail the range test: sort them out there.
+      const d = 1 / a;
+      if (d > 1 && d <= T) {
+        const b = ((d * scale + shift - shift) | 0) - lo;
+        const w = b >> 5;
+        cnt[b]++;
+        bits[w] |= 1 << (b & 31);
+        if (w < wMin) wMin = w;
+        if (w > wMax) wMax = w;
+        k++;
+      } else if (a === 0) zeros++;
+      else if (!(a < Infinity)) skipped++;
+    }
+    kept[i] = k;
+    let c = 0;
+    for (let w = wMin; w <= wMax; w++) {
+      let x = bits[w];
+      bits[w] = 0;
+      while (x !== 0) {
+        const low = x & -x;
+        x ^= low;
+        const b = (w << 5) + 31 - Math.clz32(low);
+        c += cnt[b];
+        cnt[b] = 0;
+        buckets[used] = b + lo;
+        cum[used++] = c;
+      }
+    }
+    offsets[i + 1] = used;
+  }
+  out.edges = (groupOffsets[nodes] - groupOffsets[0]) - zeros - skipped;
+  out.skippedNonFinite = skipped;
+  return used;
+}
+
+/** Wide bucket grids (many decimals): sort each node's buckets and count runs. */
+function countSorted({ weights, groupOffsets, stride, threshold: T, scale, out }: GroupScan): number {
+  const { offsets, buckets, cum, kept } = out;
+  const nodes = kept.length;
   let scratch = new Int32Array(64);
-  let edges = 0;
+  let used = 0;
+  let zeros = 0;
   let skipped = 0;
   for (let i = 0; i < nodes; i++) {
     const e0 = groupOffsets[i];
     const e1 = groupOffsets[i + 1];
     if (e1 - e0 > scratch.length) scratch = new Int32Array(e1 - e0);
     let k = 0;
-    let min = hi;
-    let max = lo;
     for (let e = e0 * stride; e < e1 * stride; e += stride) {
-      const w = weights[e];
-      if (w === 0) continue;
-      if (!Number.isFinite(w)) {
-        skipped++;
-        continue;
-      }
-      edges++;
-      const d = 1 / Math.abs(w);
-      if (d > 1 && d <= T) {
-        const b = rint(d * scale);
-        scratch[k++] = b;
-        if (b < min) min = b;
-        if (b > max) max = b;
-      }
+      const a = Math.abs(weights[e]);
+      const d = 1 / a;
+      if (d > 1 && d <= T) scratch[k++] = rint(d * scale);
+      else if (a === 0) zeros++;
+      else if (!(a < Infinity)) skipped++;
     }
     kept[i] = k;
-    if (dense && k > 0) {
-      for (let j = 0; j < k; j++) dense[scratch[j] - lo]++;
-      let cum = 0;
-      for (let b = min - lo; b <= max - lo; b++) {
-        const c = dense[b];
-        if (c !== 0) {
-          cum += c;
-          dense[b] = 0;
-          out.push(b + lo, cum);
-        }
-      }
-    } else {
-      const sorted = scratch.subarray(0, k).sort();
-      let j = 0;
-      while (j < k) {
-        const b = sorted[j];
-        while (j < k && sorted[j] === b) j++;
-        out.push(b, j);
-      }
+    const sorted = scratch.subarray(0, k).sort();
+    let j = 0;
+    while (j < k) {
+      const b = sorted[j];
+      while (j < k && sorted[j] === b) j++;
+      buckets[used] = b;
+      cum[used++] = j;
     }
-    offsets[i + 1] = out.length;
+    offsets[i + 1] = used;
   }
-  return out.finish(offsets, kept, edges, skipped);
+  out.edges = (groupOffsets[nodes] - groupOffsets[0]) - zeros - skipped;
+  out.skippedNonFinite = skipped;
+  return used;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { BoxMass } from './box-mass.js';
+import { pairCounts, perHitCost, sumsFromCounts } from './pair-counts.js';
 import { powerTable } from './power-table.js';
 
 /**
@@ -33,17 +34,15 @@ export function presentBuckets(box: BoxMass, isSelected: Uint8Array): Int32Array
   if (total === 0) return new Int32Array(0);
   if (max - min < DENSE_RANGE_LIMIT) {
     const marks = new Uint8Array(max - min + 1);
-    let count = 0;
+    const { offsets, buckets } = box;
+    // Marked unconditionally (no branch to mispredict), counted after.
     for (let i = 0; i < box.nodes; i++) {
       if (!isSelected[i]) continue;
-      for (let e = box.offsets[i]; e < box.offsets[i + 1]; e++) {
-        const m = box.buckets[e] - min;
-        if (!marks[m]) {
-          marks[m] = 1;
-          count++;
-        }
-      }
+      const z = offsets[i + 1];
+      for (let e = offsets[i]; e < z; e++) marks[buckets[e] - min] = 1;
     }
+    let count = 0;
+    for (let m = 0; m < marks.length; m++) count += marks[m];
     const out = new Int32Array(count);
     let k = 0;
     for (let m = 0; m < marks.length; m++) if (marks[m]) out[k++] = m + min;
@@ -82,8 +81,10 @@ export function indexer(present: Int32Array): (b: number) => number {
 }
 
 /**
- * S[q][b] = sum over selected nodes of (N_i(b) / N_i(D))^q, accumulated from each node's
- * steps only (work ∝ hits × q, not buckets × q). Each node's term changes monotonically in b,
+ * S[q][b] = sum over selected nodes of (N_i(b) / N_i(D))^q. Dense shards (many nodes, small
+ * N_i) are summed by counting nodes per (N_i(b), N_i) pair (pair-counts.ts), when that costs
+ * less; otherwise it is accumulated from each node's steps only (work ∝ hits × q, not
+ * buckets × q). Each node's term changes monotonically in b,
  * so for q >= 0 we add its positive increments bottom-up and for q < 0 top-down: every
  * addend is non-negative and no large value is later cancelled, which keeps the sums
  * accurate to a few ulp even where (1/N)^q is huge.
@@ -118,7 +119,8 @@ export function selectNodes(box: BoxMass, minNeighbors: number): Selection {
 }
 
 /** partitionSums for a selection already made (the GPU path makes it to plan its kernels). */
-export function partitionSumsOf(box: BoxMass, q: Float64Array, { isSelected, selected, present, maxN }: Selection): PartitionPartial {
+export function partitionSumsOf(box: BoxMass, q: Float64Array, selection: Selection): PartitionPartial {
+  const { isSelected, selected, present, maxN } = selection;
   const Q = q.length;
   const P = present.length;
   const sums = new Float64Array((P + 1) * Q);
@@ -129,6 +131,13 @@ export function partitionSumsOf(box: BoxMass, q: Float64Array, { isSelected, sel
   while (z < Q && q[z] < 0) z++;
   for (let k = z + 1; k < Q; k++) if (q[k] < 0) throw new Error('q grid must be ascending');
 
+  let hits = 0;
+  for (let i = 0; i < box.nodes; i++) if (isSelected[i]) hits += box.offsets[i + 1] - box.offsets[i];
+  const counts = pairCounts(box, selection, q, hits, perHitCost(hits, Q));
+  if (counts) {
+    sumsFromCounts(counts, q, maxN, sums);
+    return { selected, present, sums };
+  }
   const indexOf = indexer(present);
   const step = uniformStep(q);
   const acc: Accumulation = { box, isSelected, indexOf, z, Q, P, sums, maxN };
@@ -161,9 +170,10 @@ interface Accumulation {
   maxN: number;
 }
 
-/** The spacing of an evenly spaced grid (to 1e-12), or null. */
+/** The spacing of an evenly spaced grid (to 1e-12), or null (also for a single q: no spacing). */
 function uniformStep(q: Float64Array): number | null {
   const Q = q.length;
+  if (Q < 2) return null;
   const dq = (q[Q - 1] - q[0]) / (Q - 1);
   for (let k = 0; k < Q; k++) if (Math.abs(q[0] + k * dq - q[k]) > 1e-12) return null;
   return dq;
