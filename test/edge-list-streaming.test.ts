@@ -250,6 +250,15 @@ test('a file that changes between the two passes is refused, never misread', asy
   }
 });
 
+test('a sorted edge list whose weights cannot be reserved up front is grouped as groupBySource groups it', async (t) => {
+  const edges = await readNpyEdges(join(cases, 'sparse-degrees', 'edges.npy'));
+  const sorted = reorder(edges, Uint32Array.from({ length: edges.count }, (_, i) => i).sort((a, b) => edges.src[a * edges.stride] - edges.src[b * edges.stride] || a - b));
+  const started: number[] = [];
+  // 2^50 edges cannot be reserved: one pass finds the runs, a second places the weights.
+  const { groups, tasks } = await groupEdgeStream(changingStream([sorted], 2 ** 50), 3, (g, r, f) => groupTasks(g, r, 'mfa', params, f), (task) => started.push(task.id));
+  t.deepEqual({ nodes: Array.from(groups.nodes), tasks: tasks.map(taskEdges), started }, { ...heldTasks(sorted, 3), started: [0, 1, 2] });
+});
+
 // ---- errors through the CLI: one line, naming the file (and the edge or line), exit 3 ----
 
 async function cliError(t: import('ava').ExecutionContext, args: string[], message: string): Promise<void> {
@@ -367,6 +376,41 @@ test('a non-finite or fractional node id names its edge, in any block and either
     t.is(f?.message, `${fortran}: ${message}`, `${name}, Fortran order`);
   }
   t.is(E, 360);
+});
+
+test('the first bad node id is named wherever it lies: the first edge, past where a file turns out unsorted, an unsorted or huge-id file', async (t) => {
+  const rows = goodRows();
+  const swap = (r: Float64Array, a: number, b: number) => {
+    for (let c = 0; c < 3; c++) [r[3 * a + c], r[3 * b + c]] = [r[3 * b + c], r[3 * a + c]];
+    return r;
+  };
+  const put = (r: Float64Array, ...cells: Array<[number, number]>) => {
+    for (const [at, v] of cells) r[at] = v;
+    return r;
+  };
+  const files: Array<[string, Float64Array]> = [
+    ['first-src--inf', put(Float64Array.from(rows), [0, -Infinity])],
+    ['first-dst-nan', put(Float64Array.from(rows), [1, NaN])],
+    ['last-src-fraction', put(Float64Array.from(rows), [3 * 359, 29.5])],
+    // Sources decrease at edge 100 (a node-0 edge moved there); a bad id 3 edges on, in the same block.
+    ['unsorted-then-bad', put(swap(Float64Array.from(rows), 5, 100), [3 * 103 + 1, 0.25])],
+    ['decrease-and-bad-at-once', put(swap(Float64Array.from(rows), 5, 100), [3 * 100 + 1, Infinity])],
+    ['shuffled', put(swap(swap(Float64Array.from(rows), 0, 359), 40, 200), [3 * 300, NaN])],
+    // Ids no counting array holds: the first pass still checks every block.
+    ['huge-ids', put(Float64Array.from(rows), [0, 2 ** 40], [3 * 200 + 1, -0.5])],
+  ];
+  for (const [name, bad] of files) {
+    const path = await written(`first-bad-${name}.npy`, npyEdgeBytes(bad));
+    // The reference: the whole-file reader checks every id before anything else.
+    const want = (await t.throwsAsync(readNpyEdges(path)))?.message;
+    t.regex(want ?? '', /: edge \d+ has a non-(finite|integer) node id/, name);
+    for (const chunkBytes of [24 * 7, 24 * 16, undefined]) {
+      const err = await t.throwsAsync(withEdgeStream(path, (s) => groupEdgeStream(s, 3, (g, r, f) => groupTasks(g, r, 'mfa', params, f), () => {}), chunkBytes));
+      t.is(err?.message, want, `${name}, ${chunkBytes ?? 'default'}-byte chunks`);
+    }
+    // The check is the caller's when it asks so: the reader hands the bad edge on.
+    t.is(await withEdgeStream(path, (s) => s.scan(() => {}, { checkIds: false })), 360, name);
+  }
 });
 
 test('CSV: only decimal numbers (issue #10: 0x10 is not 16), an empty field is an error naming its line', async (t) => {

@@ -1,6 +1,6 @@
 import { InputError } from '../../proto/errors.js';
 import type { ShardTask } from '../../proto/shard.js';
-import { edgesFromColumns, type EdgeBlock, type EdgeStream } from '../../worker/io/edge-list.js';
+import { edgesFromColumns, firstBadNodeId, nodeIdError, type EdgeBlock, type EdgeStream } from '../../worker/io/edge-list.js';
 import { groupBySource, type EdgeGroups } from '../../worker/plan/edge-groups.js';
 import { RangePlanner } from './range-planner.js';
 import { groupRanges } from '../../worker/plan/shard-plan.js';
@@ -24,7 +24,7 @@ export type TaskMaker = (groups: EdgeGroups, ranges: Array<[number, number]>, fi
  */
 export async function groupEdgeStream(stream: EdgeStream, shards: number, makeTasks: TaskMaker, ready: (task: ShardTask) => void): Promise<{ groups: EdgeGroups; tasks: ShardTask[] }> {
   const declared = stream.declaredCount;
-  const survey = new Survey(declared === undefined ? GrowingWeights.reserve(stream.maxEdges) : new GrowingWeights(sharedFloat64(declared)), stream.maxEdges);
+  const survey = new Survey(declared === undefined ? GrowingWeights.reserve(stream.maxEdges) : new GrowingWeights(sharedFloat64(declared)), stream.maxEdges, stream.path);
   // With the edge count known up front, each shard's range is final as soon as the file reaches it.
   const planner = declared === undefined ? undefined : new RangePlanner(declared, shards);
   const launched: ShardTask[] = [];
@@ -34,10 +34,13 @@ export async function groupEdgeStream(stream: EdgeStream, shards: number, makeTa
       ready(task);
     }
   };
-  const E = await stream.scan((block) => {
-    survey.add(block);
-    if (planner && survey.fused) launch(planner.next(survey.offsets, survey.nodes, false));
-  });
+  const E = await stream.scan(
+    (block) => {
+      survey.add(block);
+      if (planner && survey.fused) launch(planner.next(survey.offsets, survey.nodes, false));
+    },
+    { checkIds: false },
+  );
   if (E === 0) throw new InputError(`${stream.path}: the edge list is empty`);
   if (survey.fused) {
     survey.offsets[survey.nodes] = E;
@@ -107,6 +110,13 @@ async function heldGroups(stream: EdgeStream, E: number, shards: number, makeTas
   return { groups, tasks };
 }
 
+/** Checks the node ids of edges [from, count) of a block that the stream left unchecked. */
+function checkIdsFrom(path: string, b: EdgeBlock, from: number): void {
+  const at = from * b.stride;
+  const bad = firstBadNodeId({ ...b, count: b.count - from, src: b.src.subarray(at), dst: b.dst.subarray(at) });
+  if (bad >= 0) throw nodeIdError(path, b.first + from + bad, b.src[at + bad * b.stride], b.dst[at + bad * b.stride]);
+}
+
 const changedError = (path: string) => new InputError(`${path}: the file changed while it was read`);
 
 function sharedFloat64(n: number): Float64Array {
@@ -116,7 +126,8 @@ function sharedFloat64(n: number): Float64Array {
 /**
  * First pass: while the sources never decrease, the runs of equal sources are the nodes (and
  * with a known edge count the weights are copied into place at once: `fused`); from the first
- * decrease on, edges are counted per source id instead.
+ * decrease on, edges are counted per source id instead. The stream leaves the node ids to it
+ * (checked in the same loop that reads the sources, not in a pass of their own).
  */
 class Survey {
   sorted = true;
@@ -126,13 +137,17 @@ class Survey {
   /** Per source id, once the input is known to be unsorted; null when ids do not fit an array. */
   counts: Uint32Array | null = null;
   edges = 0;
-  private prev = -Infinity;
+  /** The source of the last node; NaN before the first edge (then any integer starts a node). */
+  private prev = NaN;
   private countsFailed = false;
+  /** Where a sorted pass without reserved weights copies them anyway (one loop for both): one block, reused. */
+  private scratch = new Float64Array(0);
 
   constructor(
     readonly weights: GrowingWeights | undefined,
     /** Bounds the counting array as groupBySource does: ids below max(2^24, 4E). */
     private readonly maxEdges: number,
+    private readonly path: string,
   ) {}
 
   get fused(): boolean {
@@ -145,41 +160,47 @@ class Survey {
   }
 
   add(b: EdgeBlock): void {
-    const { src, w, stride, count } = b;
+    const { src, dst, w, stride, count } = b;
     const base = this.edges;
     let i = 0;
     if (this.sorted) {
-      i = this.runs(src, stride, count, base);
-      if (this.weights) {
-        const weights = this.weights.holding(base + i);
-        for (let k = 0, j = 0; k < i; k++, j += stride) weights[base + k] = w[j];
-      }
-      if (i < count) this.unsorted(base + i);
+      this.room(count);
+      if (this.weights) i = this.extend(src, dst, w, stride, count, base, this.weights.holding(base + count), base);
+      else i = this.extend(src, dst, w, stride, count, base, this.scratch.length >= count ? this.scratch : (this.scratch = new Float64Array(count)), 0);
     }
-    if (!this.sorted && !this.countsFailed) this.count(src, stride, i, count);
+    if (i === count) {
+      this.edges += count;
+      return;
+    }
+    // Edge i is a bad id (an error) or a source below the last: unsorted from here.
+    checkIdsFrom(this.path, b, i);
+    if (this.sorted) this.unsorted(base + i);
+    if (!this.countsFailed) this.count(src, stride, i, count);
     this.edges += count;
   }
 
-  /** Extends the runs of equal sources over the block; returns where the sources first decrease (or count). */
-  private runs(src: Float64Array, stride: number, count: number, base: number): number {
+  /**
+   * The sorted pass's loop: extends the runs of equal sources and copies weight i to
+   * into[at + i], checking the node ids on the way (a source only where its node starts: the rest
+   * of a run repeats it). Returns the first edge that is anything else — a bad id or a decrease —
+   * or count.
+   */
+  private extend(src: Float64Array, dst: Float64Array, w: Float64Array, stride: number, count: number, base: number, into: Float64Array, at: number): number {
+    const { ids, offsets } = this;
     let prev = this.prev;
     let n = this.nodes;
-    let ids = this.ids;
-    let offsets = this.offsets;
     let i = 0;
     for (let j = 0; i < count; i++, j += stride) {
       const s = src[j];
-      if (s === prev) continue;
-      if (s < prev) break;
-      if (n === ids.length) {
-        this.nodes = n;
-        this.grow();
-        ids = this.ids;
-        offsets = this.offsets;
+      if (!Number.isInteger(dst[j])) break;
+      if (s !== prev) {
+        // NaN and fractions fail the first test; nothing is below the NaN before the first edge.
+        if (!Number.isInteger(s) || s < prev) break;
+        ids[n] = s;
+        offsets[n++] = base + i;
+        prev = s;
       }
-      ids[n] = s;
-      offsets[n++] = base + i;
-      prev = s;
+      into[at + i] = w[j];
     }
     this.prev = prev;
     this.nodes = n;
@@ -236,11 +257,13 @@ class Survey {
     return { groups: { nodes: ids, offsets, weights, stride: 1 }, slotOf: counts };
   }
 
-  private grow(): void {
-    const ids = new Float64Array(this.ids.length * 2);
-    ids.set(this.ids);
+  /** Room for `count` more nodes (a block starts at most one per edge), so the loop never grows them. */
+  private room(count: number): void {
+    if (this.nodes + count <= this.ids.length) return;
+    const ids = new Float64Array(Math.max(2 * this.ids.length, this.nodes + count));
+    ids.set(this.ids.subarray(0, this.nodes));
     const offsets = new Uint32Array(ids.length + 1);
-    offsets.set(this.offsets);
+    offsets.set(this.offsets.subarray(0, this.nodes + 1));
     this.ids = ids;
     this.offsets = offsets;
   }

@@ -44,10 +44,19 @@ export interface EdgeStream {
   readonly maxEdges: number;
   /**
    * Calls `onBlock` for every block in file order with node ids already checked (an InputError
-   * names the first bad edge); resolves to the number of edges.
+   * names the first bad edge) unless `options.checkIds` is false; resolves to the number of edges.
    */
-  scan(onBlock: (block: EdgeBlock) => void): Promise<number>;
+  scan(onBlock: (block: EdgeBlock) => void, options?: ScanOptions): Promise<number>;
   close(): Promise<void>;
+}
+
+export interface ScanOptions {
+  /**
+   * false: the caller checks every block's node ids in its own pass over the block (with
+   * firstBadNodeId and nodeIdError), sparing a pass over every edge. A reader whose parsing
+   * checks them anyway (CSV) still does. @default true
+   */
+  checkIds?: boolean;
 }
 
 /** Bytes a reader holds for one block of edges: big enough for sequential reads, small next to a file. */

@@ -1,7 +1,6 @@
 import { InputError } from '../../proto/errors.js';
 import { FileByteSource } from './byte-source.js';
-import { writeFileAtomic } from './atomic-write.js';
-import { checkNodeIds, DEFAULT_CHUNK_BYTES, edgesFromColumns, edgesFromRows, firstBadNodeId, nodeIdError, type EdgeBlock, type EdgeList, type EdgeStream } from './edge-list.js';
+import { checkNodeIds, DEFAULT_CHUNK_BYTES, edgesFromColumns, edgesFromRows, firstBadNodeId, nodeIdError, type EdgeBlock, type EdgeList, type EdgeStream, type ScanOptions } from './edge-list.js';
 import { NPY_MAGIC, npyPreambleLength, parseNpyHeader } from './npy-header.js';
 
 /** Group offsets are Uint32 (edge-groups.ts): an edge list holds at most this many edges. */
@@ -79,7 +78,7 @@ class NpyEdgeStream implements EdgeStream {
     return this.npy.edges;
   }
 
-  async scan(onBlock: (block: EdgeBlock) => void): Promise<number> {
+  async scan(onBlock: (block: EdgeBlock) => void, { checkIds = true }: ScanOptions = {}): Promise<number> {
     const { edges: E } = this.npy;
     const k = this.perBlock;
     if (this.buffers.length === 0) this.buffers = [new Float64Array(3 * k), new Float64Array(3 * k)];
@@ -88,7 +87,7 @@ class NpyEdgeStream implements EdgeStream {
       for (let first = 0, turn = 0; first < E; first += k, turn ^= 1) {
         const block = await pending!;
         pending = first + k < E ? this.fill(first + k, this.buffers[turn ^ 1]) : undefined;
-        const bad = firstBadNodeId(block);
+        const bad = checkIds ? firstBadNodeId(block) : -1;
         if (bad >= 0) throw nodeIdError(this.path, first + bad, block.src[bad * block.stride], block.dst[bad * block.stride]);
         onBlock(block);
       }
@@ -137,5 +136,7 @@ export function npyEdgeBytes(rows: Float64Array): Uint8Array {
 }
 
 export async function writeNpyEdges(path: string, rows: Float64Array): Promise<void> {
+  // Loaded here, not with the readers: atomic-write brings node:crypto (~4 ms), which no read needs.
+  const { writeFileAtomic } = await import('./atomic-write.js');
   await writeFileAtomic(path, npyEdgeBytes(rows));
 }

@@ -1,4 +1,6 @@
-import { workerData } from 'piscina';
+// Piscina hands its workerData to node's Worker: importing it from 'piscina' would load the
+// whole pool library into every thread (~25 ms of each thread's start-up).
+import { workerData } from 'node:worker_threads';
 import { toWireError } from '../../proto/errors.js';
 import type { BackendFallback, ShardTask, ThreadData, ThreadReply } from '../../proto/shard.js';
 import { executeShard } from '../execute-shard.js';
