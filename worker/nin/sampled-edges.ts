@@ -81,12 +81,20 @@ export function sampledEdges(layout: Layout, plan: SamplePlan, cells: ReadCells)
   return out.subarray(0, n);
 }
 
+/** Each set's positions stably ordered by value, by set: a sample's sets feed two stages each. */
+const orders = new WeakMap<Int32Array, Int32Array>();
+
 /** Position k of each X value, stably ordered by value (X is at most a few thousand long). */
 function argsort(X: Int32Array): Int32Array {
+  let order = orders.get(X);
+  if (order) return order;
   const keys = new Float64Array(X.length);
   for (let k = 0; k < X.length; k++) keys[k] = X[k] * 2 ** 21 + k;
   keys.sort();
-  return Int32Array.from(keys, (key) => key % 2 ** 21);
+  order = new Int32Array(X.length);
+  for (let k = 0; k < X.length; k++) order[k] = keys[k] % 2 ** 21;
+  orders.set(X, order);
+  return order;
 }
 
 /**
