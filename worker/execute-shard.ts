@@ -3,9 +3,7 @@ import type { BackendFallback, ShardResult, ShardTask } from '../proto/shard.js'
 import { F64, type PartitionBackend } from './gpu/backends.js';
 import { boxMassFromCodeHistogram, boxMassFromCodeLists, boxMassFromGroups, type BoxMass } from './kernel/box-mass.js';
 import { nodeFractalDimensions } from './kernel/nfd.js';
-import { matrixCodes } from './matrix-histogram.js';
 import type { ByteSource } from './io/byte-source.js';
-import { openSource } from './io/open-source.js';
 
 export interface ExecuteOptions {
   /** How a matrix shard opens a weight file; workers use it to confine paths. */
@@ -55,6 +53,8 @@ export async function executeShard(task: ShardTask, options: ExecuteOptions = {}
   if (input.kind === 'groups') {
     box = boxMassFromGroups(input.weights, input.offsets, task.params, input.stride);
   } else {
+    // Loaded by the first matrix shard: a thread running sampled or edge-list shards starts without them.
+    const [{ matrixCodes }, { openSource }] = await Promise.all([import('./matrix-histogram.js'), import('./io/open-source.js')]);
     const from = input.inline ? { inline: input.inline } : { open: options.open ?? openSource };
     const { codes, bytesRead: read } = await matrixCodes(input.parts, input.inputs, input.colStart, input.colEnd, task.params, from);
     bytesRead = read;

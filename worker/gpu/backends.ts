@@ -3,9 +3,10 @@ import { KERNEL_BACKENDS, type KernelBackend } from '../../proto/shard.js';
 import type { BoxMass } from '../kernel/box-mass.js';
 import { partitionSums } from '../kernel/partition-sums.js';
 import { BackendUnavailableError, reasonOf } from './errors.js';
-import { createGpujsRunner, type GpujsMode, type KernelRunner } from './gpujs-runner.js';
-import { GpuPartitionSums, type BackendPartial, type GpuPartitionOptions } from './partition-sums-gpu.js';
-import { selfTest } from './self-test.js';
+// Types only: the gpu.js modules load when a GPU backend is opened, so a pool thread on the
+// default f64 kernel starts without them (~20 ms of each thread's start-up).
+import type { GpujsMode, KernelRunner } from './gpujs-runner.js';
+import type { BackendPartial, GpuPartitionOptions, GpuPartitionSums } from './partition-sums-gpu.js';
 
 /** `--backend` values: the float64 CPU kernel and the gpu.js modes (declared in proto: results carry them). */
 export type BackendName = KernelBackend;
@@ -64,15 +65,11 @@ class F64Backend implements PartitionBackend {
 export const F64: PartitionBackend = new F64Backend();
 
 class GpuBackend implements PartitionBackend {
-  private readonly sums: GpuPartitionSums;
   constructor(
     readonly name: GpujsMode,
-    runner: KernelRunner,
-    options: GpuPartitionOptions,
+    private readonly sums: GpuPartitionSums,
     readonly passedOver: readonly BackendStatus[],
-  ) {
-    this.sums = new GpuPartitionSums(runner, options);
-  }
+  ) {}
   get device(): string {
     return this.sums.runner.device;
   }
@@ -86,6 +83,7 @@ class GpuBackend implements PartitionBackend {
 
 /** A gpu.js backend that has passed its self-test, or a throw saying why not. */
 async function openGpu(mode: GpujsMode, options: BackendOptions, passedOver: readonly BackendStatus[]): Promise<GpuBackend> {
+  const [{ createGpujsRunner }, { GpuPartitionSums }, { selfTest }] = await Promise.all([import('./gpujs-runner.js'), import('./partition-sums-gpu.js'), import('./self-test.js')]);
   const runner = await (options.createRunner ?? createGpujsRunner)(mode);
   try {
     await selfTest(runner);
@@ -93,7 +91,7 @@ async function openGpu(mode: GpujsMode, options: BackendOptions, passedOver: rea
     await runner.close();
     throw err;
   }
-  return new GpuBackend(mode, runner, options, passedOver);
+  return new GpuBackend(mode, new GpuPartitionSums(runner, options), passedOver);
 }
 
 async function open(name: BackendName, options: BackendOptions, passedOver: readonly BackendStatus[] = []): Promise<PartitionBackend> {

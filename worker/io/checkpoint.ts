@@ -6,7 +6,8 @@ import { FileByteSource, type ByteSource } from './byte-source.js';
 import { readRegularFile } from './open-regular.js';
 import type { HubOptions } from './hub/options.js';
 import { readSafetensorsHeader, type TensorInfo } from './safetensors.js';
-import { readTorchBin, verifyStorageCrcs } from './torch-bin.js';
+// torch-bin (with its zip and pickle readers) loads only for a .bin checkpoint: most are safetensors.
+const torchBin = () => import('./torch-bin.js');
 import { isHubRef } from './hub/ref.js';
 
 /**
@@ -167,7 +168,7 @@ const shardNames = (weightMap: Map<string, string>) => [...new Set(weightMap.val
 
 /** The tensors of one weight file, by its format (a torch.save zip or safetensors). */
 export async function readWeightFile(file: string, source: ByteSource): Promise<Map<string, TensorInfo>> {
-  return file.endsWith('.bin') ? readTorchBin(source) : (await readSafetensorsHeader(source)).tensors;
+  return file.endsWith('.bin') ? (await torchBin()).readTorchBin(source) : (await readSafetensorsHeader(source)).tensors;
 }
 
 export async function readConfig(store: CheckpointStore): Promise<Record<string, unknown>> {
@@ -211,7 +212,7 @@ export async function assembleCheckpoint(path: string, store: CheckpointStore, w
       close: async () => {
         await Promise.all(sources.map((s) => s.close()));
       },
-      warm: (names) => verifyStorageCrcs([...names].flatMap((n) => tensors.get(n) ?? [])),
+      warm: async (names) => (await torchBin()).verifyStorageCrcs([...names].flatMap((n) => tensors.get(n) ?? [])),
     };
   } catch (err) {
     await Promise.allSettled(sources.map((s) => s.close()));
