@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, writeSync } from 'node:fs';
 import { appendFile, mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-write.js';
@@ -132,8 +132,10 @@ export class BlobCache {
     try {
       const h = await this.file();
       if (!h) return;
+      // Synchronous: into the page cache a write costs ~5 µs, an asynchronous one ~50–80 µs of
+      // the main thread, and a cold sampled read writes thousands of small chunks (bench/RESULTS.md).
       let done = 0;
-      while (done < bytes.length) done += (await h.write(bytes, done, bytes.length - done, start + done)).bytesWritten;
+      while (done < bytes.length) done += writeSync(h.fd, bytes, done, bytes.length - done, start + done);
     } catch {
       this.disabled = true;
     }
