@@ -81,3 +81,25 @@ test('readRowCells refuses unsorted or out-of-range rows and columns', async (t)
   await t.throwsAsync(readRowCells(m, rows, Int32Array.from([4, 50])), { instanceOf: RangeError, message: 'tensor w: columns must be sorted, distinct and in [0, 50)' });
   t.is((await readRowCells(m, new Int32Array(0), cols)).length, 0);
 });
+
+test('readRowCells copies 4- and 8-byte elements a word at a time, at any tensor offset, as the bytes say', async (t) => {
+  const path = join(tmp.dir, 'wide-cells');
+  await writeFile(path, data);
+  const file = await FileByteSource.open(path);
+  try {
+    for (const [dtype, e] of [['F32', 4], ['F64', 8]] as const) {
+      // An odd start: rows do not sit on word boundaries of the file, only of the read blocks.
+      for (const start of [START, START + 1]) {
+        const rowsOf = 60;
+        const info: TensorInfo = { name: 'w', dtype, shape: [rowsOf, 10], start, end: start + rowsOf * 10 * e, source: file };
+        const r = Int32Array.from([0, 5, 6, 59]);
+        const c = Int32Array.from([0, 4, 9]);
+        const want = new Uint8Array(r.length * c.length * e);
+        r.forEach((row, k) => c.forEach((col, j) => want.set(data.subarray(start + (row * 10 + col) * e, start + (row * 10 + col + 1) * e), (k * c.length + j) * e)));
+        t.deepEqual(await readRowCells(info, r, c), want, `${dtype} at ${start}`);
+      }
+    }
+  } finally {
+    await file.close();
+  }
+});
