@@ -14,7 +14,7 @@ export interface PoolOptions {
   onFallback?: (fallback: BackendFallback) => void;
 }
 
-/** Shards on a piscina thread pool; the thread body is worker/pool/thread-entry.ts. */
+/** Shards on a piscina thread pool; the thread body is worker/pool/thread-entry.ts, loaded by thread-load.cts. */
 export class PiscinaBackend implements ShardBackend {
   readonly name = 'threads';
   readonly concurrency: number;
@@ -27,7 +27,7 @@ export class PiscinaBackend implements ShardBackend {
     if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads must be a positive integer, got ${threads}`);
     this.concurrency = threads;
     this.pool = new Piscina({
-      filename: new URL('../pool/thread-entry.js', import.meta.url).href,
+      filename: new URL('../pool/thread-load.cjs', import.meta.url).href,
       minThreads: threads,
       maxThreads: threads,
       // Shards are CPU-bound: one per thread, the rest wait in piscina's queue.

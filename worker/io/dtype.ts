@@ -76,7 +76,6 @@ export function table16(dtype: 'F16' | 'BF16'): Float64Array {
   }
   return table;
 }
-const f16Lookup = () => table16('F16');
 
 /** Typed-array views need byteOffset % size === 0; rows cut from a file buffer may not be. */
 function aligned(bytes: Uint8Array, size: number): Uint8Array {
@@ -107,7 +106,7 @@ export function decodeFloats(dtype: DType, bytes: Uint8Array): Float64Array {
   } else if (dtype === 'F32') {
     out.set(new Float32Array(a.buffer, a.byteOffset, n));
   } else if (dtype === 'F16') {
-    const table = f16Lookup();
+    const table = table16('F16');
     const u16 = new Uint16Array(a.buffer, a.byteOffset, n);
     for (let i = 0; i < n; i++) out[i] = table[u16[i]];
   } else {

@@ -36,9 +36,9 @@ function sampleShards(layout: Layout, plan: SamplePlan, cells: ReadCells, o: Sam
 }
 
 /**
- * Each sample cut in turn and its shards handed to `run` at
- * once, so the pool computes sample k while sample k+1 is built. The embedded run and a
- * worker's sampled shard both go through here; results come back in sample order.
+ * Each sample cut in turn and its shards handed to `run` at once, so the pool computes
+ * sample k while sample k+1 is built. The embedded run and a worker's sampled shard both go
+ * through here; results come back in sample order.
  */
 export async function runSampleShards<T>(layout: Layout, plans: readonly SamplePlan[], cells: ReadCells, o: SampleShardOptions, run: (shards: SampleShards, plan: SamplePlan) => Promise<T>): Promise<T[]> {
   const running: Array<Promise<T>> = [];

@@ -101,15 +101,14 @@ function argsort(X: Int32Array): Int32Array {
  * One sample's NIN grouped by source node, as groupBySource(sampledEdges(...)) groups it —
  * nodes in increasing id, each node's weights in edge-list order — built straight from the
  * stored cells: every source belongs to one stage (x0 only grows), so grouping is ordering
- * each stage's inputs. The weights go to `into` (shared memory for the pool's threads; sized
- * by sampledEdgeBound) or to a new shared buffer.
+ * each stage's inputs. The weights live in shared memory for the pool's threads.
  */
-export function sampledGroups(layout: Layout, plan: SamplePlan, cells: ReadCells, into?: Float64Array): EdgeGroups {
+export function sampledGroups(layout: Layout, plan: SamplePlan, cells: ReadCells): EdgeGroups {
   let nodeBound = 0;
   layout.blocks.forEach((block, b) => {
     for (const st of block.stages) nodeBound += setFor(plan, b, st.x).length;
   });
-  const weights = into ?? new Float64Array(new SharedArrayBuffer(8 * Math.max(1, sampledEdgeBound(layout, plan))));
+  const weights = new Float64Array(new SharedArrayBuffer(8 * Math.max(1, sampledEdgeBound(layout, plan))));
   const ids = new Float64Array(nodeBound);
   const offsets = new Uint32Array(nodeBound + 1);
   let n = 0;

@@ -1,0 +1,15 @@
+// Piscina loads a thread's task file with require() first. Node 20's require() of an ES module
+// can abort the whole process when it meets an import() of the same graph ("v8::Module::IsGraphAsync
+// must be used on an instantiated module": a pool thread brought down `analyze --full` once in
+// this suite), so threads load the ES entry through import() only, from the moment they start.
+import type { ShardTask, ThreadReply } from '../../proto/shard.js';
+
+const entry = import('./thread-entry.js');
+// A failure to load is reported by each task that awaits it, not as an unhandled rejection.
+entry.catch(() => undefined);
+
+async function run(task: ShardTask): Promise<ThreadReply> {
+  return (await entry).default(task);
+}
+
+export = run;
