@@ -2,7 +2,7 @@ import { readSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { InputError } from '../../proto/errors.js';
 import { planRequests, type LinkModel } from './read-plan.js';
-import { deliverer, type WantedRange } from './ranged-read.js';
+import { deliverer, wantedRanges, type WantedRange } from './ranged-read.js';
 
 /**
  * Wanted ranges of a local file, read synchronously in planned blocks. An asynchronous read
@@ -49,12 +49,8 @@ export async function preadFully(handle: FileHandle, name: string, into: Uint8Ar
 }
 
 export async function readFileRanges(handle: FileHandle, name: string, wanted: readonly WantedRange[], link: LinkModel = LOCAL_FILE_LINK): Promise<void> {
-  for (let k = 1; k < wanted.length; k++) {
-    if (wanted[k].start < wanted[k - 1].end) throw new RangeError(`wanted ranges overlap or are unsorted at ${wanted[k].start}`);
-  }
-  const ranges = { starts: wanted.map((w) => w.start), ends: wanted.map((w) => w.end) };
   let sinceTurn = 0;
-  for (const { start, end, first, last } of planRequests(ranges, link, 1)) {
+  for (const { start, end, first, last } of planRequests(wantedRanges(wanted), link, 1)) {
     const only = wanted[first];
     if (last - first === 1 && only.into) {
       preadSync(handle.fd, name, only.into, start);

@@ -26,14 +26,20 @@ export type Slot = <T>(fn: () => Promise<T>) => Promise<T>;
 
 const direct: Slot = (fn) => fn();
 
-/** Fills every wanted range (sorted by start, disjoint) through `send`, planning by `link()`. */
-export async function readPlanned(wanted: readonly WantedRange[], link: () => LinkModel, send: RequestBytes, slot: Slot = direct): Promise<{ requests: number; bytes: number }> {
+/** The starts and ends of wanted ranges, which must be sorted by start and disjoint. */
+export function wantedRanges(wanted: readonly WantedRange[]): { starts: number[]; ends: number[] } {
   const starts = wanted.map((w) => w.start);
   const ends = wanted.map((w) => w.end);
   for (let k = 1; k < wanted.length; k++) {
     if (starts[k] < ends[k - 1]) throw new RangeError(`wanted ranges overlap or are unsorted at ${starts[k]}`);
   }
-  const ranges = { starts, ends };
+  return { starts, ends };
+}
+
+/** Fills every wanted range (sorted by start, disjoint) through `send`, planning by `link()`. */
+export async function readPlanned(wanted: readonly WantedRange[], link: () => LinkModel, send: RequestBytes, slot: Slot = direct): Promise<{ requests: number; bytes: number }> {
+  const ranges = wantedRanges(wanted);
+  const { starts, ends } = ranges;
   let next = 0;
   let requests = 0;
   let bytes = 0;

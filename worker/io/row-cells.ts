@@ -63,22 +63,23 @@ export async function readRowCells(t: TensorInfo, rows: Int32Array, cols: Int32A
   return out;
 }
 
+/** Bytes [byteOffset, byteOffset + bytes) of `buffer` as 16- or 32-bit words. */
+function wordView(buffer: ArrayBufferLike, byteOffset: number, bytes: number, size: number): Uint16Array | Uint32Array {
+  return size === 2 ? new Uint16Array(buffer, byteOffset, bytes >> 1) : new Uint32Array(buffer, byteOffset, bytes >> 2);
+}
+
 /** A 16- or 32-bit word view of `bytes` for copying elements of `e` bytes, where alignment allows one. */
 function wordsOf(bytes: Uint8Array, e: number): Uint16Array | Uint32Array | null {
   const size = e === 2 ? 2 : e % 4 === 0 ? 4 : 0;
   if (size === 0 || bytes.byteOffset % size !== 0) return null;
-  const n = Math.floor(bytes.length / size);
-  return size === 2 ? new Uint16Array(bytes.buffer, bytes.byteOffset, n) : new Uint32Array(bytes.buffer, bytes.byteOffset, n);
+  return wordView(bytes.buffer, bytes.byteOffset, bytes.length, size);
 }
 
 /** The last word view made of a piece's whole buffer: a local read's pieces all lie in one reused block. */
 let viewed: { buffer: ArrayBufferLike; size: number; words: Uint16Array | Uint32Array } | undefined;
 
 function bufferWords(piece: Uint8Array, size: number): Uint16Array | Uint32Array {
-  if (viewed?.buffer !== piece.buffer || viewed.size !== size) {
-    const n = Math.floor(piece.buffer.byteLength / size);
-    viewed = { buffer: piece.buffer, size, words: size === 2 ? new Uint16Array(piece.buffer, 0, n) : new Uint32Array(piece.buffer, 0, n) };
-  }
+  if (viewed?.buffer !== piece.buffer || viewed.size !== size) viewed = { buffer: piece.buffer, size, words: wordView(piece.buffer, 0, piece.buffer.byteLength, size) };
   return viewed.words;
 }
 
