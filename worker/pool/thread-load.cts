@@ -5,11 +5,16 @@
 import type { ShardTask, ThreadReply } from '../../proto/shard.js';
 
 const entry = import('./thread-entry.js');
-// A failure to load is reported by each task that awaits it, not as an unhandled rejection.
-entry.catch(() => undefined);
 
 async function run(task: ShardTask): Promise<ThreadReply> {
   return (await entry).default(task);
 }
 
-export = run;
+// Piscina awaits the handler before it reports the thread ready, and an idle ready thread
+// blocks its event loop in Atomics.wait: a handler returned before the entry had loaded left
+// that import stalled until the first task arrived (in `analyze`, ~300 ms after the thread
+// started). A failure to load is reported by each task, through `run`.
+export default entry.then(
+  (m) => m.default,
+  () => run,
+);
