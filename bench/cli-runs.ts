@@ -13,10 +13,10 @@ export interface Run {
 const child = join(process.cwd(), 'dist', 'bench', 'child.js');
 
 /** `neuromfa ARGS` as a user runs it, timed as a whole process, with its peak RSS. */
-export function runCli(args: string[]): Promise<Run> {
+export function runCli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const p = spawn(process.execPath, [child, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [child, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     let err = '';
     p.stdout.on('data', (d) => (out += d));
@@ -38,4 +38,34 @@ export async function best(args: string[], times = 3): Promise<Run> {
     if (!top || r.seconds < top.seconds) top = r;
   }
   return top!;
+}
+
+/**
+ * This environment without NODE_EXTRA_CA_CERTS, or null where it is not set. Where it is set
+ * (this sandbox sets it), every Node process parses that CA bundle at start-up (~50 ms here),
+ * which a user's machine does not usually do.
+ */
+export function withoutExtraCaCerts(): NodeJS.ProcessEnv | null {
+  if (process.env.NODE_EXTRA_CA_CERTS === undefined) return null;
+  const env = { ...process.env };
+  delete env.NODE_EXTRA_CA_CERTS;
+  return env;
+}
+
+/** Median and fastest of `times` runs, whole-process seconds, and the largest peak RSS. */
+export async function spread(args: string[], times: number, env?: NodeJS.ProcessEnv): Promise<{ median: number; best: number; maxRssMB: number; last: Run }> {
+  const runs: Run[] = [];
+  for (let i = 0; i < times; i++) runs.push(await runCli(args, env));
+  const s = runs.map((r) => r.seconds).sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)], best: s[0], maxRssMB: Math.max(...runs.map((r) => r.maxRssMB)), last: runs[runs.length - 1] };
+}
+
+/** Seconds for `node -e 0`: Node's own start-up, which every whole-process figure includes. */
+export function nodeStartup(env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const p = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore', env });
+    p.on('error', reject);
+    p.on('close', () => resolve((performance.now() - started) / 1000));
+  });
 }
