@@ -52,3 +52,18 @@ test('a sample\'s weight digest is pinned: series integrity and resume journals 
     );
   }
 });
+
+test('a sample plan is drawn once per layout shape and index: the checkpoints of a series share it', async (t) => {
+  const opened = await Promise.all([openModel(fixture('gpt-neox-bf16'), 8), openModel(fixture('gpt-neox-bf16'), 8), openModel(fixture('gpt-neox-bf16'), 4)]);
+  try {
+    const [a, b, fewer] = opened.map((o) => o.layout);
+    t.not(a, b);
+    t.is(drawPlan(b, 2), drawPlan(a, 2));
+    t.not(drawPlan(a, 3), drawPlan(a, 2));
+    t.is(drawPlan(a, 3).sample, 3);
+    t.is(drawPlan(fewer, 2).final.length, 4);
+    t.is(drawPlan(a, 2).final.length, 8);
+  } finally {
+    await Promise.all(opened.map((o) => o.ckpt.close()));
+  }
+});

@@ -18,11 +18,29 @@ export function checkLayerSample(layout: Layout, k: number): void {
   }
 }
 
+/** Plans already drawn, by what the draws depend on: the layout's draws and the sample index. */
+const drawn = new Map<string, SamplePlan>();
+/** Plans kept: an emergence series draws the same few samples for every checkpoint. */
+const MAX_DRAWN = 64;
+
 /**
  * Draws sample `s` as the reference does: one MT19937 stream seeded with s, blocks in order,
- * each block's draws in its listed order, the final output sample last.
+ * each block's draws in its listed order, the final output sample last. A plan depends only
+ * on the layout's draws, so every checkpoint of a series shares its plans: they are drawn once
+ * per process (a draw shuffles ~170k indices of pythia-410m, ~4 ms). Plans are never modified.
  */
 export function drawPlan(layout: Layout, s: number): SamplePlan {
+  const key = JSON.stringify([s, layout.final, layout.blocks.map((b) => [b.draws, b.derived])]);
+  let plan = drawn.get(key);
+  if (!plan) {
+    plan = drawFresh(layout, s);
+    if (drawn.size >= MAX_DRAWN) drawn.delete(drawn.keys().next().value!);
+    drawn.set(key, plan);
+  }
+  return plan;
+}
+
+function drawFresh(layout: Layout, s: number): SamplePlan {
   const rng = new MT19937(s);
   const blocks = layout.blocks.map((block) => {
     const sets = new Map<string, Int32Array>();
