@@ -45,6 +45,11 @@ export const benchCore: BenchSection = async (say, log) => {
         `analyze --samples ${samples} pythia-410m-shaped F16 (hidden 1024, 24 blocks): ${r.seconds.toFixed(3)} s, bytesRead ${s.bytesRead} of ${s.fileBytes} (${((100 * s.bytesRead) / s.fileBytes).toFixed(2)}%), ${s.edges} edges`,
       );
     }
+    // A local emergence series: the same checkpoint under 12 labels (its duplicates kept), so
+    // every member reads, builds and computes 10 samples as distinct checkpoints would.
+    const labels = Array.from({ length: 12 }, (_, i) => `step${i}`);
+    const r = await best(['emergence', ...labels.map(() => dir), '--labels', labels.join(','), '--keep-duplicates', '--json'], 2);
+    say(`emergence of 12 local pythia-410m-shaped checkpoints, --samples 0-9: ${r.seconds.toFixed(3)} s whole process, ${((1000 * r.seconds) / 12).toFixed(0)} ms a checkpoint, peak RSS ${r.maxRssMB.toFixed(0)} MB`);
     await issue9Targets(dir, say);
   }
 };
