@@ -1,4 +1,5 @@
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import { boxMassFromGroups, type BoxMass } from '../worker/kernel/box-mass.js';
 import { rint, type BucketParams } from '../worker/kernel/buckets.js';
 import { lcg } from '../worker/kernel/lcg.js';
@@ -224,4 +225,35 @@ test('counting is refused where its memory or range would not be bounded', (t) =
   t.true(selectNodes(box0, 10).maxN > 400);
   t.is(pairCounts(box0, selectNodes(box0, 10), Float64Array.of(-100, 0, 100), 0, Infinity), null);
   t.not(pairCounts(box0, selectNodes(box0, 10), grids.default, 0, Infinity), null);
+});
+
+test('per-hit partition sums are pinned bit for bit: taking a node\'s hits two at a time changed no bit', (t) => {
+  const q = grids.default;
+  /** Shards of trained-like weights, sizes drawn per node; all take the per-hit path. */
+  const shard = (seed: number, nodes: number, lo: number, hi: number) => {
+    const rand = lcg(seed);
+    const offsets = new Uint32Array(nodes + 1);
+    for (let i = 0; i < nodes; i++) offsets[i + 1] = offsets[i] + lo + Math.floor(rand() * (hi - lo + 1));
+    const weights = new Float64Array(offsets[nodes]);
+    for (let e = 0; e < weights.length; e++) weights[e] = (rand() - 0.5) * (rand() < 0.2 ? 0.05 : 0.6);
+    return { weights, offsets };
+  };
+  const digests = (
+    [
+      [1, 1500, 20, 60, 0],
+      [2, 200, 1, 150, 1],
+      [3, 60, 100, 400, 2],
+    ] as const
+  ).map(([seed, nodes, lo, hi, decimals]) => {
+    const s = shard(seed, nodes, lo, hi);
+    const box = boxMassFromGroups(s.weights, s.offsets, { threshold: 150, decimals });
+    const selection = selectNodes(box, 10);
+    let hits = 0;
+    for (let i = 0; i < box.nodes; i++) if (selection.isSelected[i]) hits += box.offsets[i + 1] - box.offsets[i];
+    t.is(pairCounts(box, selection, q, hits, perHitCost(hits, q.length)), null, `shard ${seed} takes the per-hit path`);
+    const { sums } = partitionSums(box, q, 10);
+    return createHash('sha256').update(new Uint8Array(sums.buffer, sums.byteOffset, sums.byteLength)).digest('hex').slice(0, 16);
+  });
+  // From the build before the pairing (2c4d586), where each hit was summed on its own.
+  t.deepEqual(digests, ['fbfd95fc060fdabe', '24862e3336b07c4d', 'bdce2342cd2060bb']);
 });

@@ -183,10 +183,17 @@ function uniformStep(q: Float64Array): number | null {
  * Evenly spaced q (the usual grid): successive powers are one multiplication apart,
  * x^(q0 + (k+1)dq) = x^(q0 + k dq) · x^dq, so each hit costs two table products and then
  * two multiplications per q — no loads of power tables in the inner loop.
+ *
+ * A node's hits go two at a time. Each power is a chain of multiplications whose latency,
+ * not the multiplier's throughput, bounds the loop; two hits make four independent chains.
+ * The bits are those of one hit at a time: every power is the same product in the same
+ * order, and the two hits of a pair add to different sums (a node's buckets are distinct and
+ * ascending: where A's upper row is B's lower row, A adds there for q >= 0 and B for q < 0).
  */
 function accumulateGeometric({ box, isSelected, indexOf, z, Q, P, sums, maxN }: Accumulation, q0: number, dq: number): void {
   const { pos: base0, neg: inv0 } = powerTable(Float64Array.of(q0), maxN);
   const { pos: pd, neg: md } = powerTable(Float64Array.of(dq), maxN);
+  const { offsets, cum, buckets } = box;
   const top = P * Q;
   for (let i = 0; i < box.nodes; i++) {
     if (!isSelected[i]) continue;
@@ -200,20 +207,49 @@ function accumulateGeometric({ box, isSelected, indexOf, z, Q, P, sums, maxN }: 
     // (prev/N)^q0 and (prev/N)^dq, starting from prev = 1.
     let y0 = i0;
     let ys = id;
-    for (let e = box.offsets[i]; e < box.offsets[i + 1]; e++) {
-      const n = 1 + box.cum[e];
-      const x0 = base0[n] * i0;
-      const xs = pd[n] * id;
-      const row = indexOf(box.buckets[e]) + 1;
-      const down = (row - 1) * Q;
-      const up = row * Q;
+    const end = offsets[i + 1];
+    let e = offsets[i];
+    for (; e + 1 < end; e += 2) {
+      const a0 = base0[1 + cum[e]] * i0;
+      const as = pd[1 + cum[e]] * id;
+      const b0 = base0[1 + cum[e + 1]] * i0;
+      const bs = pd[1 + cum[e + 1]] * id;
+      const downA = indexOf(buckets[e]) * Q;
+      const downB = indexOf(buckets[e + 1]) * Q;
+      // A steps from the previous hit's powers (y0, ys) to its own, B from A's to its own.
+      let an = a0;
+      let ap = y0;
+      let bn = b0;
+      let bp = a0;
+      let k = 0;
+      for (; k < z; k++) {
+        sums[downA + k] += ap - an;
+        sums[downB + k] += bp - bn;
+        an *= as;
+        ap *= ys;
+        bn *= bs;
+        bp *= as;
+      }
+      for (; k < Q; k++) {
+        sums[downA + Q + k] += an - ap;
+        sums[downB + Q + k] += bn - bp;
+        an *= as;
+        ap *= ys;
+        bn *= bs;
+        bp *= as;
+      }
+      y0 = b0;
+      ys = bs;
+    }
+    if (e < end) {
+      const x0 = base0[1 + cum[e]] * i0;
+      const xs = pd[1 + cum[e]] * id;
+      const down = indexOf(buckets[e]) * Q;
       let cn = x0;
       let cp = y0;
       let k = 0;
       for (; k < z; k++, cn *= xs, cp *= ys) sums[down + k] += cp - cn;
-      for (; k < Q; k++, cn *= xs, cp *= ys) sums[up + k] += cn - cp;
-      y0 = x0;
-      ys = xs;
+      for (; k < Q; k++, cn *= xs, cp *= ys) sums[down + Q + k] += cn - cp;
     }
   }
 }
