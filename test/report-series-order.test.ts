@@ -96,6 +96,22 @@ test('progress plans a series: the total counts every checkpoint from the first 
   t.is(formatEta(185), '3m05s');
 });
 
+test('progress of a sampled series: a checkpoint that plans sample by sample counts as one plan', (t) => {
+  const s = new ProgressState(() => 0);
+  s.apply({ type: 'checkpoint', label: 'step0', index: 0, of: 3 });
+  s.apply({ type: 'planned', shards: 2, edges: 200 });
+  t.is(s.total, 6, 'three checkpoints estimated from the first sample');
+  s.apply({ type: 'planned', shards: 2, edges: 200, adds: true });
+  s.apply({ type: 'planned', shards: 2, edges: 200, adds: true });
+  t.is(s.total, 18, 'three checkpoints of three samples of two shards');
+  s.apply({ type: 'checkpoint', label: 'step8', index: 1, of: 3 });
+  s.apply({ type: 'planned', shards: 2, edges: 200 });
+  t.is(s.total, 6 + 2 + 6, 'the growing plan does not lower the estimate of the checkpoints still to come');
+  s.apply({ type: 'planned', shards: 2, edges: 200, adds: true });
+  s.apply({ type: 'planned', shards: 2, edges: 200, adds: true });
+  t.is(s.total, 18);
+});
+
 test('--progress lines: one per checkpoint and at most one per 10 s, then a summary; no control characters', (t) => {
   let clock = 0;
   const lines: string[] = [];

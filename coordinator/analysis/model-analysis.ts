@@ -192,7 +192,7 @@ export async function analyzeModel(path: string, opts: AnalyzeOptions, backend: 
       }
       const blocks: number[][] = [];
       const results = await runSampleShards(layout, plans, cells, cut, (shards, plan) => {
-        listener?.({ type: 'planned', shards: shards.tasks.length, edges: shards.groups.offsets[shards.groups.nodes.length] });
+        listener?.({ type: 'planned', shards: shards.tasks.length, edges: shards.groups.offsets[shards.groups.nodes.length], ...(plan === plans[0] ? {} : { adds: true }) });
         blocks.push(shards.blocks ?? []);
         const done = runShards(shards.tasks, backend, listener, journal) as Promise<MfaShardResult[]>;
         // Without a journal to name the run, each digest is taken while its sample's shards run.

@@ -58,7 +58,8 @@ export class ProgressState {
    */
   get total(): number | undefined {
     if (this.planned.length === 0) return undefined;
-    const estimate = this.planned[this.planned.length - 1];
+    // The largest plan: the current checkpoint's may still be growing sample by sample.
+    const estimate = Math.max(...this.planned);
     const sum = this.planned.reduce((a, b) => a + b, 0) + Math.max(0, this.of - this.planned.length) * estimate;
     return Math.max(sum, this.done);
   }
@@ -71,7 +72,8 @@ export class ProgressState {
     } else if (e.type === 'read') {
       this.reading = e.tensors < e.of ? { tensors: e.tensors, of: e.of, bytes: e.bytes } : undefined;
     } else if (e.type === 'planned') {
-      this.planned.push(e.shards);
+      if (e.adds && this.planned.length > 0) this.planned[this.planned.length - 1] += e.shards;
+      else this.planned.push(e.shards);
       if (e.checkpoints) {
         const labelOf = new Map(e.checkpoints.flatMap((c) => c.shards.map((id) => [id, c.label] as const)));
         this.fanned = { labelOf, left: new Map(e.checkpoints.map((c) => [c.label, c.shards.length])), of: e.checkpoints.length };

@@ -8,8 +8,11 @@ import type { RunJournal } from './journal.js';
 export type RunEvent =
   /** Sampled analyses: the rows of `tensors` of `of` tensors are read, `bytes` of them. */
   | { type: 'read'; tensors: number; of: number; bytes: number }
-  /** Shards planned; a series fanned out over workers plans every checkpoint's at once, by shard id. */
-  | { type: 'planned'; shards: number; edges: number; checkpoints?: Array<{ label: string; shards: number[] }> }
+  /**
+   * Shards planned; a series fanned out over workers plans every checkpoint's at once, by shard
+   * id. `adds`: more of the same checkpoint's plan (a sampled analysis plans sample by sample).
+   */
+  | { type: 'planned'; shards: number; edges: number; adds?: boolean; checkpoints?: Array<{ label: string; shards: number[] }> }
   /** A series (emergence) starts reading checkpoint `index` of the `of` it analyses. */
   | { type: 'checkpoint'; label: string; index: number; of: number }
   | { type: 'shard-started'; id: number }
