@@ -128,15 +128,22 @@ test('readPlanned refuses overlapping or unsorted ranges', async (t) => {
   await t.throwsAsync(readPlanned(w, () => link(1, 1), recordingSend([])), { instanceOf: RangeError, message: 'wanted ranges overlap or are unsorted at 15' });
 });
 
-test('LinkMeter: round trip biased low, rate from the time large bodies flowed, defaults until measured', (t) => {
+test('LinkMeter: round trip the least of the last 10 s, rate from the time large bodies flowed, defaults until measured', (t) => {
   let now = 0;
   const m = new LinkMeter(link(50, 50), undefined, () => now);
   t.like(m.model(), { rttMs: 50, bytesPerMs: 50_000 });
   m.firstByte(30);
-  m.firstByte(90); // queued behind others: moves the estimate a little
-  t.is(m.model().rttMs, 36);
+  m.firstByte(90); // queued behind others' bytes: not the link's round trip
+  t.is(m.model().rttMs, 30);
   m.firstByte(20);
-  t.is(m.model().rttMs, 28);
+  t.is(m.model().rttMs, 20);
+  now = 9_000;
+  m.firstByte(45);
+  t.is(m.model().rttMs, 20, 'within the window the least sample stands');
+  now = 10_001;
+  m.firstByte(45);
+  t.is(m.model().rttMs, 45, 'past it, a route that got longer is taken');
+  now = 0;
   // Two bodies overlapping from t=0 to t=20 ms carry 2 MB: 100 MB/s; idle time between does not count.
   const a = m.bodyStarted(1 << 20);
   now = 5;
