@@ -30,14 +30,16 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = process.env): Pr
   });
 }
 
+/** `times` runs of `neuromfa ARGS`, one after another. */
+async function runsOf(args: string[], times: number, env?: NodeJS.ProcessEnv): Promise<Run[]> {
+  const runs: Run[] = [];
+  for (let i = 0; i < times; i++) runs.push(await runCli(args, env));
+  return runs;
+}
+
 /** The fastest of `times` runs, by whole-process seconds. */
 export async function best(args: string[], times = 3): Promise<Run> {
-  let top: Run | undefined;
-  for (let i = 0; i < times; i++) {
-    const r = await runCli(args);
-    if (!top || r.seconds < top.seconds) top = r;
-  }
-  return top!;
+  return (await runsOf(args, times)).reduce((a, b) => (b.seconds < a.seconds ? b : a));
 }
 
 /**
@@ -53,11 +55,10 @@ export function withoutExtraCaCerts(): NodeJS.ProcessEnv | null {
 }
 
 /** Median and fastest of `times` runs, whole-process seconds, and the largest peak RSS. */
-export async function spread(args: string[], times: number, env?: NodeJS.ProcessEnv): Promise<{ median: number; best: number; maxRssMB: number; last: Run }> {
-  const runs: Run[] = [];
-  for (let i = 0; i < times; i++) runs.push(await runCli(args, env));
+export async function spread(args: string[], times: number, env?: NodeJS.ProcessEnv): Promise<{ median: number; best: number; maxRssMB: number }> {
+  const runs = await runsOf(args, times, env);
   const s = runs.map((r) => r.seconds).sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)], best: s[0], maxRssMB: Math.max(...runs.map((r) => r.maxRssMB)), last: runs[runs.length - 1] };
+  return { median: s[Math.floor(s.length / 2)], best: s[0], maxRssMB: Math.max(...runs.map((r) => r.maxRssMB)) };
 }
 
 /** Seconds for `node -e 0`: Node's own start-up, which every whole-process figure includes. */

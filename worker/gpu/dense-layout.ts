@@ -13,21 +13,14 @@ import { indexer, selectNodes, type Selection } from '../kernel/partition-sums.j
 export interface ShardLayout extends Selection {
   /** Indices of the selected nodes, ascending. */
   nodes: Uint32Array;
-  /** Box-mass entries of the selected nodes: the f64 path's work per q. */
-  hits: number;
 }
 
 /** The f64 path's selection (kernel/partition-sums selectNodes), with the selected nodes listed. */
 export function shardLayout(box: BoxMass, minNeighbors: number): ShardLayout {
   const selection = selectNodes(box, minNeighbors);
   const nodes = new Uint32Array(selection.selected);
-  let hits = 0;
-  for (let i = 0, s = 0; i < box.nodes; i++) {
-    if (!selection.isSelected[i]) continue;
-    nodes[s++] = i;
-    hits += box.offsets[i + 1] - box.offsets[i];
-  }
-  return { ...selection, nodes, hits };
+  for (let i = 0, s = 0; i < box.nodes; i++) if (selection.isSelected[i]) nodes[s++] = i;
+  return { ...selection, nodes };
 }
 
 /** Row of a present bucket in the sparse layout: present[k] is row k + 1 (row 0 is below them all). */

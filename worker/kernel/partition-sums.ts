@@ -102,25 +102,29 @@ export interface Selection {
   present: Int32Array;
   /** Largest N_i = 1 + |K_i| over selected nodes (1 when none). */
   maxN: number;
+  /** Box-mass entries of the selected nodes: the work of the per-hit sums. */
+  hits: number;
 }
 
 export function selectNodes(box: BoxMass, minNeighbors: number): Selection {
   const isSelected = new Uint8Array(box.nodes);
   let selected = 0;
   let maxN = 1;
+  let hits = 0;
   for (let i = 0; i < box.nodes; i++) {
     if (box.kept[i] > minNeighbors) {
       isSelected[i] = 1;
       selected++;
       maxN = Math.max(maxN, box.kept[i] + 1);
+      hits += box.offsets[i + 1] - box.offsets[i];
     }
   }
-  return { isSelected, selected, present: presentBuckets(box, isSelected), maxN };
+  return { isSelected, selected, present: presentBuckets(box, isSelected), maxN, hits };
 }
 
 /** partitionSums for a selection already made (the GPU path makes it to plan its kernels). */
 export function partitionSumsOf(box: BoxMass, q: Float64Array, selection: Selection): PartitionPartial {
-  const { isSelected, selected, present, maxN } = selection;
+  const { isSelected, selected, present, maxN, hits } = selection;
   const Q = q.length;
   const P = present.length;
   const sums = new Float64Array((P + 1) * Q);
@@ -131,8 +135,6 @@ export function partitionSumsOf(box: BoxMass, q: Float64Array, selection: Select
   while (z < Q && q[z] < 0) z++;
   for (let k = z + 1; k < Q; k++) if (q[k] < 0) throw new Error('q grid must be ascending');
 
-  let hits = 0;
-  for (let i = 0; i < box.nodes; i++) if (isSelected[i]) hits += box.offsets[i + 1] - box.offsets[i];
   const counts = pairCounts(box, selection, q, hits, perHitCost(hits, Q));
   if (counts) {
     sumsFromCounts(counts, q, maxN, sums);
