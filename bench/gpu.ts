@@ -136,7 +136,7 @@ export const benchGpu: BenchSection = async (say, log) => {
 
 /** Times a gpu.js histogram written the only way gpu.js allows (a gather per bucket) on `sub` nodes. */
 async function gatherHistogramMs(mode: GpujsMode, raw: Uint8Array, out: number, inputs: number, sub: number): Promise<number> {
-  const { GPU } = ((await import('gpu.js')) as unknown as { default: { GPU: new (o: object) => any } }).default;
+  const { GPU, WebGPUContext } = ((await import('gpu.js')) as unknown as { default: { GPU: new (o: object) => any; WebGPUContext: { destroy(): Promise<void> } } }).default;
   if (mode === 'webgpu') await acquireNavigatorGpu();
   const gpu = new GPU({ mode: mode === 'gl' ? 'headlessgl' : mode });
   const bits = new Uint16Array(raw.buffer, raw.byteOffset, out * inputs);
@@ -157,6 +157,7 @@ async function gatherHistogramMs(mode: GpujsMode, raw: Uint8Array, out: number, 
   await kernel(w, out, 1, 150); // compile outside the timing
   const t = await best(2, () => kernel(w, out, 1, 150));
   await gpu.destroy();
-  if (mode === 'webgpu') await releaseNavigatorGpu();
+  // gpu.js keeps its one WebGPU device until told: a live device keeps Dawn, and the process, running.
+  if (mode === 'webgpu') await releaseNavigatorGpu(() => WebGPUContext.destroy());
   return t.ms;
 }

@@ -140,6 +140,8 @@ export interface BackendFallback {
 /** A pool thread's settings (piscina workerData): the backend it opens once, for every shard. */
 export interface ThreadData {
   partitionBackend: KernelBackend;
+  /** Set when the main thread hosts the backend's device (worker/gpu/hosted-runner.ts): its channel and device name. */
+  gpuHost?: { channel: string; device: string };
 }
 
 /** What a pool thread sends back: the reply, and a fallback for the main thread to log. */

@@ -92,7 +92,7 @@ export class ShardService {
     this.metrics.set('neuromfa_worker_ready', 0);
     const kernel = o.partitionBackend ?? F64_ONLY;
     this.metrics.set('neuromfa_worker_backend_info', 1, { backend: kernel.name, device: kernel.device });
-    this.backend = o.backend ?? new PiscinaBackend(o.threads, { partitionBackend: kernel.name, onFallback: (f) => this.fallback(f) });
+    this.backend = o.backend ?? new PiscinaBackend(o.threads, { partitionBackend: kernel.name, partitionDevice: kernel.device, onFallback: (f) => this.fallback(f) });
     this.started = this.start();
     // Observed here so an early failure is not an unhandled rejection; whenReady() rethrows it.
     this.started.catch(() => {});

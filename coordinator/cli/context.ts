@@ -49,10 +49,10 @@ export async function withBackend<T>(
   const remoteFlags = Boolean(flags.workers || flags.nats);
   if (remoteFlags && flags.backend !== undefined) throw new UsageError('--backend picks where this machine computes; with --workers or --nats each worker uses its own --backend');
   // Settled before any work: a backend that cannot run here is one line and exit 2, not a failed shard.
-  const partitionBackend = remoteFlags ? undefined : (await resolveBackend(parseBackend((flags.backend as string | undefined) ?? 'f64'))).name;
+  const chosen = remoteFlags ? undefined : await resolveBackend(parseBackend((flags.backend as string | undefined) ?? 'f64'));
   const remote = await remoteBackend(flags, (e) => listener(e), { argv: ctx.argv ?? [], command: label, err: ctx.err });
   const onFallback = (f: BackendFallback) => ctx.err(`neuromfa: ${f.backend} failed on shard ${f.shard}, which was computed on f64 instead: ${f.reason}\n`);
-  const backend = remote ?? new PiscinaBackend(threads, { partitionBackend, onFallback });
+  const backend = remote ?? new PiscinaBackend(threads, { partitionBackend: chosen?.name, partitionDevice: chosen?.device, onFallback });
   // --progress: plain lines where stderr is no terminal (batch jobs, kubectl logs).
   const progress = progressBar(ctx.interactive ? 'bar' : flags.progress ? 'lines' : 'off', label, remote?.workers, ctx.err);
   listener = progress.listener;

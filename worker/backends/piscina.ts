@@ -1,7 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { fromWireError, UsageError } from '../../proto/errors.js';
 import type { BackendFallback, KernelBackend, ShardResult, ShardTask, ThreadData, ThreadReply } from '../../proto/shard.js';
+import type { GpujsMode } from '../gpu/gpujs-runner.js';
+import { HOSTED_MODES, hostRunner, type RunnerHost } from '../gpu/hosted-runner.js';
 import type { ShardBackend } from './shard-backend.js';
 
 export interface PoolOptions {
@@ -10,6 +13,10 @@ export interface PoolOptions {
    * whether it runs here) in the main thread first, with worker/gpu resolveBackend. @default f64
    */
   partitionBackend?: KernelBackend;
+  /** What that backend runs on, as resolveBackend said: threads report it. */
+  partitionDevice?: string;
+  /** Backends whose device the main thread hosts for the threads. @default HOSTED_MODES (webgpu) */
+  hostedModes?: readonly KernelBackend[];
   /** Told, in the main thread, when a thread's backend failed on a shard that then ran on f64. */
   onFallback?: (fallback: BackendFallback) => void;
 }
@@ -19,6 +26,8 @@ export class PiscinaBackend implements ShardBackend {
   readonly name = 'threads';
   readonly concurrency: number;
   private readonly pool: Piscina;
+  /** The main thread's runner for a hosted backend (webgpu), opened on the threads' first call. */
+  readonly gpuHost?: RunnerHost;
 
   constructor(
     threads: number = availableParallelism(),
@@ -26,6 +35,13 @@ export class PiscinaBackend implements ShardBackend {
   ) {
     if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads must be a positive integer, got ${threads}`);
     this.concurrency = threads;
+    const partitionBackend = o.partitionBackend ?? 'f64';
+    let gpuHost: ThreadData['gpuHost'];
+    if (partitionBackend !== 'f64' && (o.hostedModes ?? HOSTED_MODES).includes(partitionBackend)) {
+      gpuHost = { channel: `neuromfa-gpu-${randomUUID()}`, device: o.partitionDevice ?? partitionBackend };
+      // gpu.js loads when the first call arrives, as it does on the threads.
+      this.gpuHost = hostRunner(gpuHost.channel, partitionBackend as GpujsMode, async (m) => (await import('../gpu/gpujs-runner.js')).createGpujsRunner(m));
+    }
     this.pool = new Piscina({
       filename: new URL('../pool/thread-load.cjs', import.meta.url).href,
       minThreads: threads,
@@ -33,7 +49,7 @@ export class PiscinaBackend implements ShardBackend {
       // Shards are CPU-bound: one per thread, the rest wait in piscina's queue.
       concurrentTasksPerWorker: 1,
       idleTimeout: 1000,
-      workerData: { partitionBackend: o.partitionBackend ?? 'f64' } satisfies ThreadData,
+      workerData: { partitionBackend, gpuHost } satisfies ThreadData,
     });
   }
 
@@ -46,5 +62,6 @@ export class PiscinaBackend implements ShardBackend {
 
   async close(): Promise<void> {
     await this.pool.destroy();
+    await this.gpuHost?.close();
   }
 }

@@ -11,7 +11,10 @@ export const DEFAULT_BLOCK = 32;
  * moves the power by ~2e-6 relative; a rounded table entry is off by at most 6e-8.
  *
  * All terms are positive (no differences of powers, so no cancellation); Kahan's
- * compensation keeps a block's sum within 2u of exact whatever its length. Arrays are
+ * compensation keeps a block's sum within 2u of exact whatever its length. The running sum
+ * passes through abs() (a no-op: it is positive) so that a shader compiler that reassociates
+ * float additions cannot fold (s + y) - s - y to 0: NVIDIA's Vulkan driver did, and the
+ * self-test's canary caught it (H200, driver 580.159, 2026-12-04); with abs() it holds there. Arrays are
  * flat and indexed by hand: gpu.js 2.24's cpu backend mis-indexes 2-D `input()` arguments
  * under dynamicArguments (it strides by the output's width). Every index stays below
  * 2^24, so it is exact even where a backend computes it in float32 (GLSL, WGSL).
@@ -28,7 +31,7 @@ class BlockSumsProgram implements KernelProgram {
 
   constructor(block: number) {
     if (!Number.isInteger(block) || block < 1 || block > 1024) throw new RangeError(`block must be an integer in [1, 1024], got ${block}`);
-    this.cacheKey = `block-sums/v1/block=${block}`;
+    this.cacheKey = `block-sums/v2/block=${block}`;
     this.constants = { block };
   }
 
@@ -45,7 +48,7 @@ class BlockSumsProgram implements KernelProgram {
     const n = nAt[i * rows + r];
     const term = table[k * tableStride + n] * inv[i * qCount + k];
     const y = term - c;
-    const u = s + y;
+    const u = Math.abs(s + y);
     c = (u - s) - y;
     s = u;
   }

@@ -7,12 +7,46 @@
  * crbug 387965810), so `releaseNavigatorGpu` drops it when the last user closes.
  */
 interface DawnModule {
-  create(flags: string[]): { requestAdapter(): Promise<AdapterLike | null> };
+  create(flags: string[]): GpuLike;
   globals: Record<string, unknown>;
+}
+
+interface GpuLike {
+  requestAdapter(options?: unknown): Promise<AdapterLike | null>;
 }
 
 export interface AdapterLike {
   info?: { vendor?: string; architecture?: string; device?: string; description?: string };
+  requestDevice(descriptor?: unknown): Promise<object>;
+}
+
+/**
+ * Dawn's node binding leaves `GPUDevice.onuncapturederror` unimplemented: its getter throws
+ * UNIMPLEMENTED and its setter rejects a function ("invalid value to onuncapturederror").
+ * gpu.js assigns a logging handler to every device it opens, so on a real GPU each kernel
+ * failed with "object is not of the correct interface type" (first run on an H200,
+ * 2026-12-04). An own property on each device takes the handler; Dawn never calls it, and
+ * errors still reach gpu.js through its error scopes and our self-test and result checks.
+ */
+export function acceptErrorHandler(gpu: GpuLike): GpuLike {
+  const requestAdapter = gpu.requestAdapter.bind(gpu);
+  const patched = async (options?: unknown): Promise<AdapterLike | null> => {
+    const adapter = await requestAdapter(options);
+    if (!adapter) return adapter;
+    const requestDevice = adapter.requestDevice.bind(adapter);
+    Object.defineProperty(adapter, 'requestDevice', {
+      configurable: true,
+      value: async (descriptor?: unknown) => {
+        const device = await requestDevice(descriptor);
+        let handler: unknown = null;
+        Object.defineProperty(device, 'onuncapturederror', { configurable: true, get: () => handler, set: (fn: unknown) => (handler = fn) });
+        return device;
+      },
+    });
+    return adapter;
+  };
+  Object.defineProperty(gpu, 'requestAdapter', { configurable: true, value: patched });
+  return gpu;
 }
 
 let users = 0;
@@ -31,7 +65,7 @@ export async function acquireNavigatorGpu(flags: string[] = []): Promise<void> {
     for (const [name, value] of Object.entries(dawn.globals)) {
       if (!(name in globalThis)) Object.defineProperty(globalThis, name, { value, configurable: true, writable: true });
     }
-    const gpu = dawn.create(flags);
+    const gpu = acceptErrorHandler(dawn.create(flags));
     const nav = navigatorObject();
     if (nav) {
       Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true, writable: true });
@@ -48,7 +82,7 @@ export async function acquireNavigatorGpu(flags: string[] = []): Promise<void> {
 
 /** A human description of the adapter Dawn picks, or throws when there is none. */
 export async function requestAdapterInfo(): Promise<string> {
-  const gpu = navigatorObject()?.gpu as { requestAdapter(): Promise<AdapterLike | null> } | undefined;
+  const gpu = navigatorObject()?.gpu as GpuLike | undefined;
   if (!gpu) throw new Error('navigator.gpu is missing');
   const adapter = await gpu.requestAdapter();
   if (!adapter) throw new Error('Dawn found no WebGPU adapter (no GPU, or no Vulkan loader/ICD for it)');

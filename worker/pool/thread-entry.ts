@@ -5,6 +5,7 @@ import { toWireError } from '../../proto/errors.js';
 import type { BackendFallback, ShardTask, ThreadData, ThreadReply } from '../../proto/shard.js';
 import { executeShard } from '../execute-shard.js';
 import { pickBackend, type PartitionBackend } from '../gpu/backends.js';
+import { hostedRunner } from '../gpu/hosted-runner.js';
 
 const settings = workerData as ThreadData;
 /**
@@ -17,7 +18,8 @@ let backend: Promise<PartitionBackend> | undefined;
 export default async function run(task: ShardTask): Promise<ThreadReply> {
   let fallback: BackendFallback | undefined;
   try {
-    backend ??= pickBackend(settings.partitionBackend);
+    const host = settings.gpuHost;
+    backend ??= pickBackend(settings.partitionBackend, host ? { createRunner: async (mode) => hostedRunner(host.channel, mode, host.device) } : {});
     const result = await executeShard(task, { partitionBackend: await backend, onFallback: (f) => (fallback = f) });
     return fallback ? { ok: true, result, fallback } : { ok: true, result };
   } catch (err) {

@@ -21,7 +21,7 @@ export function addModelFlags(cmd: Command): void {
 export function addBackendFlag(cmd: Command, remote: boolean): void {
   cmd.option(
     '--backend <name>',
-    'where partition sums run: f64 (float64 CPU: the reference, to 1e-9), auto (the first of webgpu, gl that works here, else f64), ' +
+    'where partition sums run: f64 (float64 CPU: the reference, to 1e-9), auto (gl where it works here, else f64; webgpu only when named: slower than f64 in whole runs on an H200), ' +
       'or a gpu.js mode in float32 (partition sums within 3e-7 relative of f64, tau within 1e-6 on every conformance case): webgpu (Dawn over Vulkan), gl (headless WebGL), webasm (WebAssembly), cpu (gpu.js in JavaScript, for tests). ' +
       'A backend that cannot run here is an error before any work (exit 2); a GPU that fails mid-shard falls back to f64 for that shard' +
       (remote ? '; with --workers or --nats each worker uses its own --backend' : '') +

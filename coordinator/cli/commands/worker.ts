@@ -12,7 +12,7 @@ export const workerCommand = {
     cmd.option('--threads <n>', 'threads of the shard pool (default: all cores)');
     cmd.option(
       '--backend <name>',
-      'where partition sums run: auto (the first of webgpu, gl that works here, else f64), f64 (float64 CPU, the reference), ' +
+      'where partition sums run: auto (gl where it works here, else f64; webgpu only when named: slower than f64 in whole runs on an H200), f64 (float64 CPU, the reference), ' +
         'or a gpu.js mode: webgpu (Dawn over Vulkan), gl (headless WebGL), webasm (WebAssembly), cpu (gpu.js in JavaScript, for tests). ' +
         'A named backend that cannot run here stops the worker at start (exit 2); a GPU that fails mid-shard falls back to f64 for that shard (default: auto)',
     );
