@@ -4,6 +4,7 @@ import { mfaOfGroups } from '../coordinator/analysis/edge-analysis.js';
 import { PiscinaBackend } from '../worker/backends/piscina.js';
 import { GpuPartitionSums } from '../worker/gpu/partition-sums-gpu.js';
 import { createGpujsRunner, type GpujsMode, type KernelRunner } from '../worker/gpu/gpujs-runner.js';
+import { blockSumsProgram } from '../worker/gpu/block-sums-program.js';
 import { HOSTED_MODES, hostRunner, hostedRunner } from '../worker/gpu/hosted-runner.js';
 import { edgesFromColumns } from '../worker/io/edge-list.js';
 import { boxMassFromGroups } from '../worker/kernel/box-mass.js';
@@ -113,4 +114,33 @@ test('a pool whose main thread hosts the device gives the same spectrum as threa
     await own.close();
     await hosted.close();
   }
+});
+
+test('a host closed while a call runs finishes it quietly, answers nothing more, and closes its runner', async (t) => {
+  const channel = `test-${randomUUID()}`;
+  let started!: () => void;
+  const openStarted = new Promise<void>((r) => (started = r));
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let runnerClosed = false;
+  const open = async (mode: GpujsMode): Promise<KernelRunner> => {
+    started();
+    await released;
+    const real = await createGpujsRunner('cpu');
+    return { mode, device: 'slow', blockSums: (p, c) => real.blockSums(p, c), close: async () => { runnerClosed = true; await real.close(); } };
+  };
+  const host = hostRunner(channel, 'cpu', open);
+  const runner = hostedRunner(channel, 'cpu', 'slow');
+  const call = { nAt: Float32Array.of(1, 1, 1, 1), table: Float32Array.of(0, 1), inv: Float32Array.of(1, 1, 1, 1), rows: 1, tableStride: 2, Q: 1, blocks: 1 };
+  const first = runner.blockSums(blockSumsProgram(4), call);
+  const second = runner.blockSums(blockSumsProgram(4), call);
+  await openStarted; // the host is inside the first call
+  const closing = host.close();
+  release();
+  await t.notThrowsAsync(closing);
+  t.is(host.calls, 1, 'the call in progress finished; the queued one was dropped');
+  t.true(runnerClosed);
+  await runner.close();
+  await t.throwsAsync(first, { message: 'cpu runner closed with calls in flight' });
+  await t.throwsAsync(second, { message: 'cpu runner closed with calls in flight' });
 });

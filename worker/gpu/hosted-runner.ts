@@ -45,10 +45,12 @@ export function hostRunner(channel: string, mode: GpujsMode, open: (mode: GpujsM
   let runner: Promise<KernelRunner> | undefined;
   let queue: Promise<void> = Promise.resolve();
   let calls = 0;
+  let closed = false;
   port.onmessage = (event) => {
     const msg = (event as { data: CallMessage | ReplyMessage }).data;
     if (msg.kind !== 'call') return;
     queue = queue.then(async () => {
+      if (closed) return; // the pool is gone: nobody waits for this call
       let reply: ReplyMessage;
       try {
         runner ??= open(mode);
@@ -57,7 +59,7 @@ export function hostRunner(channel: string, mode: GpujsMode, open: (mode: GpujsM
         reply = { kind: 'reply', id: msg.id, error: reasonOf(err) };
       }
       calls++;
-      port.postMessage(reply);
+      if (!closed) port.postMessage(reply);
     });
   };
   return {
@@ -65,6 +67,7 @@ export function hostRunner(channel: string, mode: GpujsMode, open: (mode: GpujsM
       return calls;
     },
     async close() {
+      closed = true;
       port.close();
       await queue;
       await (await runner?.catch(() => undefined))?.close();
