@@ -1,7 +1,10 @@
 import test from 'ava';
 import { randomUUID } from 'node:crypto';
 import { mfaOfGroups } from '../coordinator/analysis/edge-analysis.js';
+import type { BackendFallback } from '../proto/shard.js';
+import { InProcessBackend } from '../worker/backends/in-process.js';
 import { PiscinaBackend } from '../worker/backends/piscina.js';
+import { probeBackend } from '../worker/gpu/backends.js';
 import { GpuPartitionSums } from '../worker/gpu/partition-sums-gpu.js';
 import { createGpujsRunner, type GpujsMode, type KernelRunner } from '../worker/gpu/gpujs-runner.js';
 import { blockSumsProgram } from '../worker/gpu/block-sums-program.js';
@@ -143,4 +146,28 @@ test('a host closed while a call runs finishes it quietly, answers nothing more,
   await runner.close();
   await t.throwsAsync(first, { message: 'cpu runner closed with calls in flight' });
   await t.throwsAsync(second, { message: 'cpu runner closed with calls in flight' });
+});
+
+test('a pool thread that cannot open the chosen backend computes on f64 and says why, once per thread', async (t) => {
+  // The main thread vouched for the backend; here gl cannot open on the thread (nor anywhere on this machine).
+  const gl = await probeBackend('gl');
+  if (gl.available) {
+    t.log(`gl opens here (${gl.device}): the thread would open it too`);
+    t.pass();
+    return;
+  }
+  const fallbacks: BackendFallback[] = [];
+  const pool = new PiscinaBackend(1, { partitionBackend: 'gl', onFallback: (f) => fallbacks.push(f) });
+  try {
+    const groups = denseGroups(2400, 64, 10);
+    const params = { threshold: 150, decimals: 0, minNeighbors: 10, q: Array.from(q) };
+    const got = await mfaOfGroups(groups, params, pool, 3);
+    const ref = await mfaOfGroups(groups, params, new InProcessBackend(), 3);
+    t.deepEqual(got.stats.backends, { f64: 3 });
+    t.deepEqual(got.spectrum, ref.spectrum);
+    t.is(fallbacks.length, 1);
+    t.like(fallbacks[0], { backend: 'gl', reason: `backend gl is not available here: ${gl.reason}` });
+  } finally {
+    await pool.close();
+  }
 });
