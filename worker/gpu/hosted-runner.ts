@@ -13,6 +13,9 @@ import type { KernelProgram } from './program.js';
  */
 export const HOSTED_MODES: readonly GpujsMode[] = ['webgpu'];
 
+/** Call ids are unique per thread, across all of its runners: replies reach every runner on a channel. */
+let nextCall = 0;
+
 type ProgramData = Pick<KernelProgram, 'name' | 'cacheKey' | 'source' | 'constants'>;
 interface CallMessage {
   kind: 'call';
@@ -28,7 +31,7 @@ interface ReplyMessage {
 }
 
 export interface RunnerHost {
-  /** Kernel calls answered so far (reports, tests). */
+  /** Kernel calls run so far (reports, tests). */
   readonly calls: number;
   /** Stops answering and closes the runner once the calls in flight are done. */
   close(): Promise<void>;
@@ -79,7 +82,6 @@ export function hostRunner(channel: string, mode: GpujsMode, open: (mode: GpujsM
 export function hostedRunner(channel: string, mode: GpujsMode, device: string): KernelRunner {
   const port = new BroadcastChannel(channel);
   const pending = new Map<string, { resolve: (sums: BlockSums) => void; reject: (err: Error) => void }>();
-  let next = 0;
   let closed = false;
   port.onmessage = (event) => {
     const msg = (event as { data: CallMessage | ReplyMessage }).data;
@@ -94,7 +96,7 @@ export function hostedRunner(channel: string, mode: GpujsMode, device: string): 
     device,
     blockSums(program: KernelProgram, call: BlockSumsCall): Promise<BlockSums> {
       if (closed) return Promise.reject(new GpuKernelError(`${mode} runner is closed`));
-      const id = `${threadId}:${next++}`;
+      const id = `${threadId}:${nextCall++}`;
       const { name, cacheKey, source, constants } = program;
       return new Promise((resolve, reject) => {
         pending.set(id, { resolve, reject });
