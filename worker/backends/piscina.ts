@@ -16,7 +16,7 @@ export interface PoolOptions {
   /** What that backend runs on, as resolveBackend said: threads report it. */
   partitionDevice?: string;
   /** Backends whose device the main thread hosts for the threads. @default HOSTED_MODES (webgpu) */
-  hostedModes?: readonly KernelBackend[];
+  hostedModes?: readonly GpujsMode[];
   /** Told, in the main thread, when a thread's backend failed on a shard that then ran on f64. */
   onFallback?: (fallback: BackendFallback) => void;
 }
@@ -36,11 +36,12 @@ export class PiscinaBackend implements ShardBackend {
     if (!Number.isInteger(threads) || threads < 1) throw new UsageError(`--threads must be a positive integer, got ${threads}`);
     this.concurrency = threads;
     const partitionBackend = o.partitionBackend ?? 'f64';
+    const hosted = (o.hostedModes ?? HOSTED_MODES).find((mode) => mode === partitionBackend);
     let gpuHost: ThreadData['gpuHost'];
-    if (partitionBackend !== 'f64' && (o.hostedModes ?? HOSTED_MODES).includes(partitionBackend)) {
-      gpuHost = { channel: `neuromfa-gpu-${randomUUID()}`, device: o.partitionDevice ?? partitionBackend };
+    if (hosted) {
+      gpuHost = { channel: `neuromfa-gpu-${randomUUID()}`, device: o.partitionDevice ?? hosted };
       // gpu.js loads when the first call arrives, as it does on the threads.
-      this.gpuHost = hostRunner(gpuHost.channel, partitionBackend as GpujsMode, async (m) => (await import('../gpu/gpujs-runner.js')).createGpujsRunner(m));
+      this.gpuHost = hostRunner(gpuHost.channel, hosted, async (m) => (await import('../gpu/gpujs-runner.js')).createGpujsRunner(m));
     }
     this.pool = new Piscina({
       filename: new URL('../pool/thread-load.cjs', import.meta.url).href,

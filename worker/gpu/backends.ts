@@ -17,8 +17,9 @@ export const BACKEND_NAMES: readonly BackendName[] = KERNEL_BACKENDS;
  * when named. webgpu's first runs on a real GPU (H200, 16 cores; bench/RESULTS.md) were
  * slower than f64 in every whole run: 0.22-0.89× its speed at 1-16 threads, though the
  * kernel alone ran 1.7-3.7× a thread of f64. gpu.js's uploads and nested-array readback,
- * and the one thread Dawn allows (worker/gpu/hosted-runner.ts), cost more than the stage. Measured on pythia-1b full-NIN shards (bench/gpu.ts), webasm computes the
- * stage at 0.4-0.45× the speed of f64 and in float32; putting it above f64 would make every
+ * and the one thread Dawn allows (worker/gpu/hosted-runner.ts), cost more than the stage.
+ * Measured on pythia-1b full-NIN shards (bench/gpu.ts), webasm computes the stage at
+ * 0.4-0.45× the speed of f64 and in float32; putting it above f64 would make every
  * GPU-less run slower and break the 1e-9 conformance of the default path. gpu.js's cpu mode
  * (0.2×) exists to test the kernels where nothing else runs.
  */

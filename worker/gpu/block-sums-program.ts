@@ -14,8 +14,8 @@ export const DEFAULT_BLOCK = 32;
  * compensation keeps a block's sum within 2u of exact whatever its length. The running sum
  * passes through abs() (a no-op: it is positive) so that a shader compiler that reassociates
  * float additions cannot fold (s + y) - s - y to 0: NVIDIA's Vulkan driver did, and the
- * self-test's canary caught it (H200, driver 580.159, 2026-12-04); with abs() it holds there. Arrays are
- * flat and indexed by hand: gpu.js 2.24's cpu backend mis-indexes 2-D `input()` arguments
+ * self-test's canary caught it (H200, driver 580.159, 2026-12-04); with abs() it holds there.
+ * Arrays are flat and indexed by hand: gpu.js 2.24's cpu backend mis-indexes 2-D `input()` arguments
  * under dynamicArguments (it strides by the output's width). Every index stays below
  * 2^24, so it is exact even where a backend computes it in float32 (GLSL, WGSL).
  * Padding nodes have inv = 0 and n = 1: their terms are exactly 0.

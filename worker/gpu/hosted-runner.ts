@@ -85,8 +85,9 @@ export function hostedRunner(channel: string, mode: GpujsMode, device: string): 
   let closed = false;
   port.onmessage = (event) => {
     const msg = (event as { data: CallMessage | ReplyMessage }).data;
-    const waiter = msg.kind === 'reply' ? pending.get(msg.id) : undefined;
-    if (!waiter || msg.kind !== 'reply') return; // a call, or another thread's reply
+    if (msg.kind !== 'reply') return; // a thread's call, for the host
+    const waiter = pending.get(msg.id);
+    if (!waiter) return; // another thread's reply
     pending.delete(msg.id);
     if (msg.error !== undefined) waiter.reject(new GpuKernelError(msg.error));
     else waiter.resolve(msg.sums!);
